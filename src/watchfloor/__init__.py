@@ -1,0 +1,3 @@
+"""Watchfloor: detect, alert, lock down, account for everyone, learn."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,103 @@
+"""Settings from WATCHFLOOR_* environment variables, or an optional watchfloor.toml."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHFLOOR_",
+        toml_file=os.environ.get("WATCHFLOOR_CONFIG", "watchfloor.toml"),
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; SQLite under ./var/ when unset. "
+        "postgresql://user:pass@host/db is accepted and uses asyncpg.",
+    )
+    var_dir: Path = DEFAULT_VAR_DIR
+    secret_key: str = Field(
+        default="",
+        description="Signs session and CSRF values; generated into var/secret_key when unset.",
+    )
+    cookie_secure: bool = Field(
+        default=False, description="Set the Secure flag on cookies (enable behind HTTPS)."
+    )
+    session_hours: float = 12.0
+    max_body_bytes: int = 1_048_576
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    login_throttle_per_minute: int = 10
+    db_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        if value.startswith("sqlite:///"):
+            value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.var_dir / 'watchfloor.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once and kept (mode 0600) under var/."""
+        if self.secret_key:
+            return self.secret_key
+        import secrets
+
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
