@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 T = TypeVar("T")
 
@@ -22,3 +22,18 @@ class OutModel(BaseModel):
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
+
+
+def _storable_text(value: str) -> str:
+    """PostgreSQL cannot store NUL characters, and lone surrogates are not encodable text."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+# A string every database can store; use it for free text in request bodies and query strings.
+CleanStr = Annotated[str, AfterValidator(_storable_text)]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from watchfloor.audit.models import AuditHead, AuditRecord
@@ -46,6 +47,37 @@ def compute_hash(rec: AuditRecord) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+async def _lock_head(session: AsyncSession) -> AuditHead:
+    """The head row, locked until the caller's transaction ends, so appends queue up one by one.
+
+    The head is created if missing with an INSERT that yields to a concurrent one; on SQLite that
+    statement also takes the database's write lock before the head is read, so no other writer
+    can slip in between the read and the append (SQLite ignores FOR UPDATE). The head is always
+    re-read (populate_existing): a session's cached copy may be older than another's commit."""
+    dialect = session.get_bind().dialect.name
+    values = {"id": 1, "last_id": 0, "last_hash": GENESIS}
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await session.execute(pg_insert(AuditHead).values(values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        await session.execute(sqlite_insert(AuditHead).values(values).on_conflict_do_nothing())
+    head = (
+        await session.execute(
+            select(AuditHead)
+            .where(AuditHead.id == 1)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(**values)
+        session.add(head)
+    return head
+
+
 async def record(
     session: AsyncSession,
     clock: Clock,
@@ -63,12 +95,7 @@ async def record(
         actor_label, ip = actor.label, ip or actor.ip
     else:
         actor_label = actor
-    head = (
-        await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
+    head = await _lock_head(session)
     rec = AuditRecord(
         id=head.last_id + 1,
         at=clock.now(),
@@ -148,3 +175,66 @@ async def verify(session: AsyncSession) -> tuple[int, list[Finding]]:
             )
         )
     return count, findings
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters for reading the log; None means "any"."""
+
+    action: str | None = None  # exact, or a prefix ending in "." ("person." = every person action)
+    actor: str | None = None  # exact label, e.g. "user:alice" or "token:door-feed"
+    facility_id: int | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    before_id: int | None = None  # only records older than this one: stable paging, newest first
+
+
+async def search(
+    session: AsyncSession,
+    query: AuditQuery,
+    *,
+    facility_ids: Collection[int] | None = None,
+    region_ids: Collection[int] = (),
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[AuditRecord], int]:
+    """Records matching `query`, newest first, and how many match in all.
+
+    `facility_ids=None` (with no region_ids) reads the whole log; otherwise only records of those
+    facilities and of facilities in those regions (records about no facility are left out)."""
+    from watchfloor.sites.models import Facility
+
+    stmt = select(AuditRecord)
+    if facility_ids is not None or region_ids:
+        conditions = []
+        if facility_ids:
+            conditions.append(AuditRecord.facility_id.in_(list(facility_ids)))
+        if region_ids:
+            conditions.append(
+                AuditRecord.facility_id.in_(
+                    select(Facility.id).where(Facility.region_id.in_(list(region_ids)))
+                )
+            )
+        stmt = stmt.where(or_(*conditions)) if conditions else stmt.where(false())
+    if query.action:
+        if query.action.endswith("."):
+            stmt = stmt.where(AuditRecord.action.startswith(query.action, autoescape=True))
+        else:
+            stmt = stmt.where(AuditRecord.action == query.action)
+    if query.actor:
+        stmt = stmt.where(AuditRecord.actor == query.actor)
+    if query.facility_id is not None:
+        stmt = stmt.where(AuditRecord.facility_id == query.facility_id)
+    if query.since is not None:
+        stmt = stmt.where(AuditRecord.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(AuditRecord.at < query.until)
+    if query.before_id is not None:
+        stmt = stmt.where(AuditRecord.id < query.before_id)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = (
+        (await session.execute(stmt.order_by(AuditRecord.id.desc()).limit(limit).offset(offset)))
+        .scalars()
+        .all()
+    )
+    return list(rows), total

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, Boolean, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from watchfloor.db import Base
+
+if TYPE_CHECKING:
+    from watchfloor.sites.models import Facility
 
 
 class VettingStatus(StrEnum):
@@ -39,3 +43,6 @@ class Person(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+    # loaded with the person: every API answer names the facility by its code
+    facility: Mapped[Facility] = relationship(lazy="joined")
