@@ -88,7 +88,12 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
 
 def import_all_models() -> None:
     """Import every domain's models so Base.metadata is complete (migrations, tests)."""
+    import watchfloor.alarms.models
     import watchfloor.audit.models
     import watchfloor.auth.models
+    import watchfloor.bus.models
+    import watchfloor.events.models
+    import watchfloor.incidents.models
+    import watchfloor.panic.models
     import watchfloor.people.models
     import watchfloor.sites.models  # noqa: F401

@@ -160,6 +160,17 @@ async def _load_demo() -> tuple[ImportResult, list[str]]:
     return out
 
 
+def _command_path() -> str:
+    """How to run this command again from where the user stands (make demo has no PATH entry)."""
+    here = Path(sys.argv[0])
+    if here.name == "watchfloor" and here.parent != Path("."):
+        try:
+            return str(here.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(here)
+    return "watchfloor"
+
+
 def demo_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
@@ -180,9 +191,15 @@ def demo_command(
         typer.echo(f"Created demo accounts: {', '.join(created)}.")
     typer.echo("")
     typer.echo(f"  Open      http://{host}:{port}/")
-    typer.echo(f"  Log in as {', '.join(a.username for a in DEMO_ACCOUNTS)}")
-    typer.echo(f"  Password  {DEMO_PASSWORD}")
-    typer.echo("  TOTP code watchfloor demo-code USERNAME   (demo accounts only)")
+    typer.echo(f"  Password  {DEMO_PASSWORD}  (every demo account)")
+    for acct in DEMO_ACCOUNTS:
+        where = f"at {acct.facility}" if acct.facility else "whole organisation"
+        typer.echo(f"  Log in as {acct.username:<9} {acct.role.value} · {where}")
+    command = _command_path()
+    typer.echo("  After the password the console asks for a 6-digit code. Get it with")
+    typer.echo(f"      {command} demo-code admin")
+    typer.echo("  (or add the account's TOTP secret, printed by that command with --secret,")
+    typer.echo("  to an authenticator app). Demo accounts only: real accounts enrol their own.")
     typer.echo("")
     if no_serve:
         return
@@ -209,6 +226,9 @@ async def _demo_code(username: str) -> str | None:
 
 def demo_code_command(
     username: str = typer.Argument(..., help="A demo account: admin, operator, manager, guard."),
+    show_secret: bool = typer.Option(
+        False, "--secret", help="Also print the account's TOTP secret, for an authenticator app."
+    ),
 ) -> None:
     """Print the current 6-digit TOTP code of a demo account (never of a real account)."""
     import pyotp
@@ -237,6 +257,8 @@ def demo_code_command(
         )
         raise typer.Exit(2)
     typer.echo(pyotp.TOTP(secret).now())
+    if show_secret:
+        typer.echo(f"TOTP secret (demo only): {secret}", err=True)
 
 
 def register(app: typer.Typer) -> None:

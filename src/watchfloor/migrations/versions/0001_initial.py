@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 14:49:08.915956
+Create Date: 2026-11-25 15:15:44.278952
 """
 
 from __future__ import annotations
@@ -67,6 +67,33 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_facility_id"), ["facility_id"], unique=False)
 
     op.create_table(
+        "dead_letters",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("received_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(length=20), nullable=False),
+        sa.Column("facility_id", sa.Integer(), nullable=True),
+        sa.Column("channel", sa.String(length=300), nullable=False),
+        sa.Column("sender", sa.String(length=160), nullable=False),
+        sa.Column("raw", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("resolved_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sa.String(length=160), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
+    )
+    with op.batch_alter_table("dead_letters", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_dead_letters_facility_id"), ["facility_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_dead_letters_received_at"), ["received_at"], unique=False
+        )
+
+    op.create_table(
         "login_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=80), nullable=False),
@@ -89,6 +116,58 @@ def upgrade() -> None:
         sa.Column("updated_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
         sa.UniqueConstraint("code", name=op.f("uq_organisations_code")),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("msg_id", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("created_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("msg_id", name=op.f("uq_outbox_msg_id")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_published_at"), ["published_at"], unique=False)
+
+    op.create_table(
+        "processed_messages",
+        sa.Column("consumer", sa.String(length=80), nullable=False),
+        sa.Column("msg_id", sa.String(length=64), nullable=False),
+        sa.Column("processed_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "msg_id", name=op.f("pk_processed_messages")),
+    )
+    op.create_table(
+        "response_targets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("measure", sa.String(length=20), nullable=False),
+        sa.Column("seconds", sa.Integer(), nullable=False),
+        sa.Column("percent", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_response_targets")),
+        sa.UniqueConstraint(
+            "priority", "measure", name=op.f("uq_response_targets_priority_measure")
+        ),
+    )
+    op.create_table(
+        "scheduler_beats",
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("last_beat_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("process", sa.String(length=120), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduler_beats")),
+    )
+    op.create_table(
+        "supervision_settings",
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("seconds", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("kind", name=op.f("pk_supervision_settings")),
     )
     op.create_table(
         "regions",
@@ -139,6 +218,94 @@ def upgrade() -> None:
     with op.batch_alter_table("facilities", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_facilities_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_facilities_region_id"), ["region_id"], unique=False)
+
+    op.create_table(
+        "alarm_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("facility_id", sa.Integer(), nullable=True),
+        sa.Column("key", sa.String(length=80), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("event_type", sa.String(length=60), nullable=False),
+        sa.Column("conditions", sa.JSON(), nullable=False),
+        sa.Column("alarm_type", sa.String(length=60), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["facility_id"],
+            ["facilities.id"],
+            name=op.f("fk_alarm_rules_facility_id_facilities"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alarm_rules")),
+        sa.UniqueConstraint("facility_id", "key", name=op.f("uq_alarm_rules_facility_id_key")),
+    )
+    with op.batch_alter_table("alarm_rules", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_alarm_rules_event_type"), ["event_type"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_alarm_rules_facility_id"), ["facility_id"], unique=False
+        )
+
+    op.create_table(
+        "escalation_policies",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("facility_id", sa.Integer(), nullable=True),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("steps", sa.JSON(), nullable=False),
+        sa.Column("repeat", sa.Integer(), nullable=False),
+        sa.Column("updated_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["facility_id"],
+            ["facilities.id"],
+            name=op.f("fk_escalation_policies_facility_id_facilities"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_escalation_policies")),
+        sa.UniqueConstraint(
+            "facility_id", "priority", name=op.f("uq_escalation_policies_facility_id_priority")
+        ),
+    )
+    op.create_table(
+        "incidents",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("facility_id", sa.Integer(), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("opened_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_alarm_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("alarm_count", sa.Integer(), nullable=False),
+        sa.Column("acknowledged_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=160), nullable=True),
+        sa.Column("dispatched_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("on_scene_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("contained_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_by", sa.String(length=160), nullable=True),
+        sa.Column("disposition", sa.String(length=20), nullable=True),
+        sa.Column("disposition_cause", sa.Text(), nullable=True),
+        sa.Column("exercise", sa.Boolean(), nullable=False),
+        sa.Column("escalation", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["facility_id"],
+            ["facilities.id"],
+            name=op.f("fk_incidents_facility_id_facilities"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
+    )
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_incidents_facility_id"), ["facility_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_incidents_opened_at"), ["opened_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_incidents_priority"), ["priority"], unique=False)
+        batch_op.create_index(batch_op.f("ix_incidents_status"), ["status"], unique=False)
 
     op.create_table(
         "people",
@@ -249,6 +416,129 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_devices_zone_id"), ["zone_id"], unique=False)
 
     op.create_table(
+        "escalation_timers",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("step_index", sa.Integer(), nullable=False),
+        sa.Column("due_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fired_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_escalation_timers_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_escalation_timers")),
+    )
+    with op.batch_alter_table("escalation_timers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_escalation_timers_due_at"), ["due_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_escalation_timers_incident_id"), ["incident_id"], unique=False
+        )
+
+    op.create_table(
+        "incident_timeline",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("actor", sa.String(length=160), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_incident_timeline_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incident_timeline")),
+    )
+    with op.batch_alter_table("incident_timeline", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_incident_timeline_incident_id"), ["incident_id"], unique=False
+        )
+
+    op.create_table(
+        "notification_requests",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("step_index", sa.Integer(), nullable=True),
+        sa.Column("target", sa.String(length=80), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("created_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_notification_requests_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_requests")),
+    )
+    with op.batch_alter_table("notification_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_notification_requests_incident_id"), ["incident_id"], unique=False
+        )
+
+    op.create_table(
+        "unit_dispatches",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("response_unit_id", sa.Integer(), nullable=False),
+        sa.Column("notified_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("en_route_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("on_scene_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cleared_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_by", sa.String(length=160), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_unit_dispatches_incident_id_incidents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["response_unit_id"],
+            ["response_units.id"],
+            name=op.f("fk_unit_dispatches_response_unit_id_response_units"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unit_dispatches")),
+        sa.UniqueConstraint(
+            "incident_id",
+            "response_unit_id",
+            name=op.f("uq_unit_dispatches_incident_id_response_unit_id"),
+        ),
+    )
+    with op.batch_alter_table("unit_dispatches", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_unit_dispatches_incident_id"), ["incident_id"], unique=False
+        )
+
+    op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=80), nullable=False),
@@ -273,6 +563,61 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+    )
+    op.create_table(
+        "events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("facility_id", sa.Integer(), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=True),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
+        sa.Column("type", sa.String(length=60), nullable=False),
+        sa.Column("occurred_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=120), nullable=True),
+        sa.Column("source", sa.String(length=20), nullable=False),
+        sa.Column("sender", sa.String(length=160), nullable=False),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["devices.id"],
+            name=op.f("fk_events_device_id_devices"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["facility_id"],
+            ["facilities.id"],
+            name=op.f("fk_events_facility_id_facilities"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["zone_id"], ["zones.id"], name=op.f("fk_events_zone_id_zones"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sa.UniqueConstraint(
+            "facility_id", "idempotency_key", name=op.f("uq_events_facility_id_idempotency_key")
+        ),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_events_device_id"), ["device_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_events_facility_id"), ["facility_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_events_occurred_at"), ["occurred_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_events_type"), ["type"], unique=False)
+
+    op.create_table(
+        "panic_codes",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("cancel_code_hash", sa.String(length=200), nullable=False),
+        sa.Column("duress_code_hash", sa.String(length=200), nullable=False),
+        sa.Column("updated_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_panic_codes_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_panic_codes")),
     )
     op.create_table(
         "recovery_codes",
@@ -353,11 +698,125 @@ def upgrade() -> None:
     with op.batch_alter_table("user_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_user_sessions_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "alarms",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("facility_id", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
+        sa.Column("device_id", sa.Integer(), nullable=True),
+        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("rule_key", sa.String(length=80), nullable=False),
+        sa.Column("type", sa.String(length=60), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("state", sa.String(length=30), nullable=False),
+        sa.Column("raised_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("cleared_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["devices.id"],
+            name=op.f("fk_alarms_device_id_devices"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["events.id"], name=op.f("fk_alarms_event_id_events"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["facility_id"],
+            ["facilities.id"],
+            name=op.f("fk_alarms_facility_id_facilities"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_alarms_incident_id_incidents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["zone_id"], ["zones.id"], name=op.f("fk_alarms_zone_id_zones"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alarms")),
+        sa.UniqueConstraint("event_id", "rule_key", name=op.f("uq_alarms_event_id_rule_key")),
+    )
+    with op.batch_alter_table("alarms", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_alarms_facility_id"), ["facility_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alarms_incident_id"), ["incident_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alarms_priority"), ["priority"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alarms_raised_at"), ["raised_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alarms_state"), ["state"], unique=False)
+
+    op.create_table(
+        "panic_presses",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("facility_id", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
+        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("pressed_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("cancel_until", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("cancelled_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("duress_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["events.id"],
+            name=op.f("fk_panic_presses_event_id_events"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["facility_id"],
+            ["facilities.id"],
+            name=op.f("fk_panic_presses_facility_id_facilities"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_panic_presses_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["zone_id"],
+            ["zones.id"],
+            name=op.f("fk_panic_presses_zone_id_zones"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_panic_presses")),
+    )
+    with op.batch_alter_table("panic_presses", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_panic_presses_user_id"), ["user_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("panic_presses", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_panic_presses_user_id"))
+
+    op.drop_table("panic_presses")
+    with op.batch_alter_table("alarms", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alarms_state"))
+        batch_op.drop_index(batch_op.f("ix_alarms_raised_at"))
+        batch_op.drop_index(batch_op.f("ix_alarms_priority"))
+        batch_op.drop_index(batch_op.f("ix_alarms_incident_id"))
+        batch_op.drop_index(batch_op.f("ix_alarms_facility_id"))
+
+    op.drop_table("alarms")
     with op.batch_alter_table("user_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_sessions_user_id"))
 
@@ -371,7 +830,32 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_recovery_codes_user_id"))
 
     op.drop_table("recovery_codes")
+    op.drop_table("panic_codes")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_events_type"))
+        batch_op.drop_index(batch_op.f("ix_events_occurred_at"))
+        batch_op.drop_index(batch_op.f("ix_events_facility_id"))
+        batch_op.drop_index(batch_op.f("ix_events_device_id"))
+
+    op.drop_table("events")
     op.drop_table("users")
+    with op.batch_alter_table("unit_dispatches", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_unit_dispatches_incident_id"))
+
+    op.drop_table("unit_dispatches")
+    with op.batch_alter_table("notification_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notification_requests_incident_id"))
+
+    op.drop_table("notification_requests")
+    with op.batch_alter_table("incident_timeline", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_incident_timeline_incident_id"))
+
+    op.drop_table("incident_timeline")
+    with op.batch_alter_table("escalation_timers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_escalation_timers_incident_id"))
+        batch_op.drop_index(batch_op.f("ix_escalation_timers_due_at"))
+
+    op.drop_table("escalation_timers")
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_devices_zone_id"))
         batch_op.drop_index(batch_op.f("ix_devices_facility_id"))
@@ -390,6 +874,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_people_facility_id"))
 
     op.drop_table("people")
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_incidents_status"))
+        batch_op.drop_index(batch_op.f("ix_incidents_priority"))
+        batch_op.drop_index(batch_op.f("ix_incidents_opened_at"))
+        batch_op.drop_index(batch_op.f("ix_incidents_facility_id"))
+
+    op.drop_table("incidents")
+    op.drop_table("escalation_policies")
+    with op.batch_alter_table("alarm_rules", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alarm_rules_facility_id"))
+        batch_op.drop_index(batch_op.f("ix_alarm_rules_event_type"))
+
+    op.drop_table("alarm_rules")
     with op.batch_alter_table("facilities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_facilities_region_id"))
         batch_op.drop_index(batch_op.f("ix_facilities_name"))
@@ -399,6 +896,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_regions_organisation_id"))
 
     op.drop_table("regions")
+    op.drop_table("supervision_settings")
+    op.drop_table("scheduler_beats")
+    op.drop_table("response_targets")
+    op.drop_table("processed_messages")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_published_at"))
+
+    op.drop_table("outbox")
     op.drop_table("organisations")
     with op.batch_alter_table("login_attempts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_login_attempts_username"))
@@ -406,6 +911,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_login_attempts_at"))
 
     op.drop_table("login_attempts")
+    with op.batch_alter_table("dead_letters", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dead_letters_received_at"))
+        batch_op.drop_index(batch_op.f("ix_dead_letters_facility_id"))
+
+    op.drop_table("dead_letters")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_facility_id"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
