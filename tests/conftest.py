@@ -90,10 +90,14 @@ def database_url(template_db: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    run = uuid.uuid4().hex[:10]
     return Settings(
         database_url=database_url,
         var_dir=tmp_path / "var",
         secret_key="test-secret-key-not-for-production",
+        # on NATS (WATCHFLOOR_BUS_URL set) each test gets its own stream and subjects
+        bus_stream=f"WFTEST_{run}",
+        bus_prefix=f"t{run}.",
     )
 
 
@@ -112,6 +116,31 @@ async def app(settings: Settings, clock: FakeClock):  # type: ignore[no-untyped-
 @pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def running_app(app):  # type: ignore[no-untyped-def]
+    """The app with its lifespan entered: the runtime (bus, relay, batcher, handlers, loops) runs.
+    `await app.state.runtime.drain()` waits until every message has been handled (no sleeping).
+    On NATS the test's own stream is deleted afterwards."""
+    async with app.router.lifespan_context(app):
+        yield app
+    if app.state.settings.bus_url.startswith("nats"):
+        from watchfloor.bus.nats import NatsBus
+
+        settings = app.state.settings
+        bus = NatsBus(settings.bus_url, stream=settings.bus_stream, prefix=settings.bus_prefix)
+        await bus.start()
+        await bus.delete_stream()
+        await bus.close()
+
+
+@pytest.fixture
+async def live_client(running_app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """An HTTP client on the running app (the alarm pipeline is live)."""
+    transport = httpx.ASGITransport(app=running_app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 

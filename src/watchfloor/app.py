@@ -24,8 +24,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await engine.dispose()
+        # the alarm pipeline (bus, outbox relay, batcher, escalation, supervision, handlers)
+        runtime = _app.state.runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            await engine.dispose()
 
     app = FastAPI(
         title="Watchfloor",
@@ -41,6 +47,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.secret_key = settings.resolved_secret_key()
+    from watchfloor.runtime import Runtime
+
+    # built now (the batcher already accepts events), started by the lifespan
+    app.state.runtime = Runtime(settings, app.state.sessionmaker, app.state.clock, app=app)
     install_problem_handlers(app)
 
     @app.get("/api/health", tags=["health"])
@@ -58,6 +68,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     for router in (sites_router, people_router, auth_router, audit_router):
         app.include_router(router, prefix="/api/v1")
+    from watchfloor.events.api import router as events_router
+
+    app.include_router(events_router, prefix="/api/v1")
+    from watchfloor.incidents.escalation_api import router as escalation_router
+    from watchfloor.panic.api import router as panic_router
+
+    app.include_router(escalation_router, prefix="/api/v1")  # escalation policies, system health
+    app.include_router(panic_router, prefix="/api/v1")  # staff panic
+    from watchfloor.alarms.api import router as alarms_router
+    from watchfloor.incidents.api import router as incidents_router
+
+    app.include_router(alarms_router, prefix="/api/v1")  # alarm queue, alarm rules
+    app.include_router(incidents_router, prefix="/api/v1")  # incidents, dispatch, reports
     app.include_router(web_router)
     mount_static(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -69,6 +69,41 @@ def serve(
     )
 
 
+@app.command()
+def simulate(
+    url: str = typer.Option("http://127.0.0.1:8000", help="The Watchfloor server to send to."),
+    token: str = typer.Option(
+        "", help="A device token; without one the simulator creates its own in the database."
+    ),
+    mqtt: str = typer.Option("", help="Send over MQTT instead (e.g. mqtt://127.0.0.1:1883)."),
+    rate: float = typer.Option(5.0, min=0, max=100_000, help="Background events per second."),
+    duration: float = typer.Option(0, min=0, help="Stop after this many seconds (0: run on)."),
+    seed: int = typer.Option(-1, help="Random seed for a repeatable run (-1: random)."),
+    facility: list[str] = typer.Option(  # noqa: B008
+        [], help="Only these facility codes (repeat the option); default every facility."
+    ),
+) -> None:
+    """Play a realistic device stream for the demo: heartbeats, door traffic, motion, incidents."""
+    from watchfloor.simulate import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per batch is noise
+    try:
+        stats = run_async(
+            run,
+            url=url,
+            token=token or None,
+            mqtt_url=mqtt or None,
+            rate=rate,
+            duration=duration,
+            seed=None if seed < 0 else seed,
+            facilities=facility or None,
+        )
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"Simulator finished: {stats.line()}.", err=True)
+
+
 def _register_domain_commands() -> None:
     from watchfloor.audit.cli import register as register_audit
     from watchfloor.auth.cli import register as register_auth
@@ -80,3 +115,7 @@ def _register_domain_commands() -> None:
 
 
 _register_domain_commands()
+
+
+if __name__ == "__main__":
+    app()

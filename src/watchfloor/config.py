@@ -43,6 +43,49 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = 15
     login_throttle_per_minute: int = 10
     db_echo: bool = False
+    heartbeat_url: str = Field(
+        default="",
+        description="Pinged by the escalation engine after each healthy tick (e.g. a dead-man's "
+        "switch); pings stop when the scheduler stalls or the system is unhealthy.",
+    )
+    panic_cancel_window_seconds: int = Field(
+        default=30, ge=1, le=600, description="How long a staff panic press can be cancelled."
+    )
+    # --- the alarm pipeline (bus, MQTT, correlation, supervision, group commit) ---
+    bus_url: str = Field(
+        default="",
+        description="Message bus: unset = in-process memory bus (one process); "
+        "nats://host:4222 = NATS JetStream (several API and worker processes).",
+    )
+    bus_stream: str = Field(
+        default="WATCHFLOOR", description="JetStream stream name (NATS bus only)."
+    )
+    bus_prefix: str = Field(
+        default="",
+        description="Prefix put before every subject on NATS (e.g. 'site1.'), so several "
+        "installations or test runs can share one NATS server.",
+    )
+    mqtt_url: str = Field(
+        default="",
+        description="MQTT broker for device ingest, e.g. mqtt://127.0.0.1:1883; unset = off.",
+    )
+    correlation_window_seconds: int = Field(
+        default=600, ge=0, le=86_400, description="Alarms fold into an open incident this long."
+    )
+    supervision_default_seconds: int = Field(
+        default=200, ge=10, le=604_800, description="Device supervision interval when unset."
+    )
+    ingest_batch_max: int = Field(
+        default=500, ge=1, le=10_000, description="Group commit: most events in one transaction."
+    )
+    ingest_batch_wait_ms: float = Field(
+        default=2.0, ge=0, le=1_000, description="Group commit: how long to gather a batch."
+    )
+    outbox_retention_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Published outbox rows and consumer dedupe records are kept this long.",
+    )
 
     @field_validator("database_url")
     @classmethod

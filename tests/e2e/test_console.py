@@ -119,6 +119,10 @@ def test_operator_logs_in_and_sees_facilities_page_and_map(
     page.get_by_role("textbox", name="6-digit code").fill(pyotp.TOTP(OPERATOR_TOTP).now())
     page.get_by_role("button", name="Log in").click()
 
+    # an operator lands on the alarm queue (first in the navigation); facilities are one click away
+    expect(page.get_by_role("heading", name="Alarm queue")).to_be_visible()
+    page.get_by_role("link", name="Facilities").first.click()
+
     # the facility list, most urgent first
     expect(page.get_by_role("heading", name="Facilities", exact=True)).to_be_visible()
     rows = page.locator("#facility-table tbody tr")

@@ -8,9 +8,14 @@ person, a user granted there and an API token scoped there. Everything of A's ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from watchfloor.alarms.models import Alarm, AlarmRule
 from watchfloor.auth import service as auth_service
+from watchfloor.events.models import DeadLetter
+from watchfloor.incidents.models import EscalationPolicy, Incident
+from watchfloor.panic.models import PanicPress
 from watchfloor.people.models import Person
 from watchfloor.sites.models import (
     Device,
@@ -37,6 +42,10 @@ class Side:
     grant_id: int = 0
     token_id: int = 0
     facility_id: int = 0
+    dead_letter_id: int = 0
+    rule_id: int = 0  # the facility's override of an alarm rule
+    incident_id: int = 0
+    press_id: int = 0  # a panic press by the facility's user (panic)
 
 
 @dataclass
@@ -61,6 +70,11 @@ class Estate:
             "username": a.username,
             "grant_id": a.grant_id,
             "token_id": a.token_id,
+            "dead_letter_id": a.dead_letter_id,
+            "rule_id": a.rule_id,
+            "incident_id": a.incident_id,
+            "priority": 1,  # escalation policies: with facility_code, A's override
+            "press_id": a.press_id,
         }
 
 
@@ -149,8 +163,82 @@ async def _side(db, clock, org: Organisation, prefix: str, label: str) -> Side: 
         role="guard",
         scope=auth_service.ScopeSpec.facility(side.code),
     )
+    letter = DeadLetter(  # a malformed message from A's device (events)
+        received_at=now,
+        source="http",
+        facility_id=facility.id,
+        channel="/api/v1/events",
+        sender=f"token:{prefix.lower()}-door-feed",
+        raw=f'{{"device": "{side.device_code}", "type": "door.forced"}}',
+        reason=f"{label}: occurred_at: Field required",
+    )
+    db.add(letter)
+    rule = AlarmRule(  # alarms: the facility's own version of an organisation rule
+        facility_id=facility.id,
+        key="door_forced",
+        name=f"{label} door forced",
+        event_type="door.forced",
+        conditions={},
+        alarm_type="door_forced",
+        priority=1,
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    incident = Incident(  # incidents: an open P2 with one alarm and a dispatchable unit
+        facility_id=facility.id,
+        title=f"{label} door forced",
+        priority=2,
+        status="new",
+        opened_at=now,
+        last_alarm_at=now,
+        attention_at=now,
+        priority_at=now,
+        alarm_count=1,
+        escalation={},
+    )
+    db.add_all([rule, incident])
     await db.flush()
+    db.add(
+        Alarm(
+            facility_id=facility.id,
+            zone_id=zone.id,
+            device_id=device.id,
+            rule_key="door_forced",
+            type="door_forced",
+            priority=2,
+            title=f"{label} door forced",
+            state="active",
+            raised_at=now,
+            incident_id=incident.id,
+            attributes={},
+        )
+    )
+    await db.flush()
+    db.add(  # escalation: the facility's own P1 policy
+        EscalationPolicy(
+            facility_id=facility.id,
+            priority=1,
+            name=f"{label} P1 chain",
+            steps=[{"after_seconds": 0, "target": "watch_floor"}],
+            repeat=0,
+            updated_at=now,
+        )
+    )
+    press = PanicPress(  # panic: a press by A's user, still inside its cancel window
+        user_id=user.id,
+        facility_id=facility.id,
+        zone_id=zone.id,
+        pressed_at=now,
+        cancel_until=now + timedelta(days=3650),
+        failed_attempts=0,
+    )
+    db.add(press)
+    await db.flush()
+    side.press_id = press.id
     side.user_id, side.grant_id, side.token_id = user.id, user.grants[0].id, token.id
+    side.dead_letter_id = letter.id
+    side.rule_id, side.incident_id = rule.id, incident.id
     side.facility_id = facility.id
     return side
 

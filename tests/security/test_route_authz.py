@@ -291,6 +291,8 @@ async def test_the_probe_values_are_real(client: httpx.AsyncClient, estate: Esta
         f"/api/v1/facilities/{a.code}/response-units/{a.unit_code}",
         f"/api/v1/people/{a.employee_id}",
         f"/api/v1/users/{a.user_id}",
+        f"/api/v1/alarm-rules/{a.rule_id}",
+        f"/api/v1/incidents/{a.incident_id}",
     ):
         resp = await client.get(url, headers=admin)
         assert resp.status_code == 200, (url, resp.text)

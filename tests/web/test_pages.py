@@ -93,7 +93,9 @@ async def test_login_with_password_and_totp_reaches_the_console(
     assert "Enter your code" in mfa.text and "olivia" in mfa.text
     code = pyotp.TOTP(OPERATOR_TOTP).at(clock.now())
     done = await client.post("/login/mfa", data={"code": code, "csrf_token": csrf_of(mfa.text)})
-    assert done.status_code == 303 and done.headers["location"] == "/"
+    assert (
+        done.status_code == 303 and done.headers["location"] == "/watch"
+    )  # operators land on the alarm queue
 
     home = await client.get("/")
     assert home.status_code == 200

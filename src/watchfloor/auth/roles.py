@@ -19,6 +19,7 @@ class Role(StrEnum):
     STAFF = "staff"
     RESPONDER = "responder"
     THREAT_ASSESSOR = "threat_assessor"
+    DEVICE = "device"  # a device or integration that only reports events
 
 
 class ScopeKind(StrEnum):
@@ -36,22 +37,50 @@ class Perm(StrEnum):
     TOKENS_MANAGE = "tokens:manage"  # API tokens for devices and integrations
     AUDIT_READ = "audit:read"
     ORG_IMPORT = "org:import"  # bulk import / export of the organisation
+    EVENTS_INGEST = "events:ingest"  # report device events (HTTP, MQTT bridges)
+    ESCALATION_MANAGE = "escalation:manage"  # edit escalation policies (defaults need org scope)
+    PANIC_RAISE = "panic:raise"  # a person raises a silent panic alarm where they are
+    ALARMS_READ = "alarms:read"  # alarm queue, incidents, alarm rules, response-time reports
+    INCIDENTS_MANAGE = "incidents:manage"  # acknowledge, dispatch, contain, close, add notes
+    RULES_WRITE = "alarm_rules:write"  # alarm rules (organisation rules need org scope)
 
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
     Role.PROGRAMME_MANAGER: frozenset(
-        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.AUDIT_READ, Perm.ORG_IMPORT}
+        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.AUDIT_READ, Perm.ORG_IMPORT, Perm.ALARMS_READ}
     ),
-    Role.OPERATOR: frozenset({Perm.SITES_READ, Perm.PEOPLE_READ}),
+    Role.OPERATOR: frozenset(
+        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.ALARMS_READ, Perm.INCIDENTS_MANAGE}
+    ),
     Role.FACILITY_MANAGER: frozenset(
-        {Perm.SITES_READ, Perm.SITES_WRITE, Perm.PEOPLE_READ, Perm.PEOPLE_WRITE, Perm.TOKENS_MANAGE}
+        {
+            Perm.SITES_READ,
+            Perm.SITES_WRITE,
+            Perm.PEOPLE_READ,
+            Perm.PEOPLE_WRITE,
+            Perm.TOKENS_MANAGE,
+            Perm.EVENTS_INGEST,
+            Perm.ESCALATION_MANAGE,
+            Perm.ALARMS_READ,
+            Perm.INCIDENTS_MANAGE,
+            Perm.RULES_WRITE,
+        }
     ),
-    Role.GUARD: frozenset({Perm.SITES_READ, Perm.PEOPLE_READ}),
+    Role.GUARD: frozenset(
+        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.ALARMS_READ, Perm.INCIDENTS_MANAGE}
+    ),
     Role.STAFF: frozenset(),
     Role.RESPONDER: frozenset({Perm.SITES_READ}),
     Role.THREAT_ASSESSOR: frozenset({Perm.SITES_READ}),
+    Role.DEVICE: frozenset({Perm.EVENTS_INGEST}),
 }
+
+# Every person, whatever their role, can raise a panic alarm where they are granted (devices are
+# not people: a device reports panic.pressed events itself).
+for _role in ROLE_PERMS:
+    if _role is not Role.DEVICE:
+        ROLE_PERMS[_role] = ROLE_PERMS[_role] | {Perm.PANIC_RAISE}
 
 ROLE_LABELS: dict[Role, str] = {
     Role.ADMIN: "Administrator",
@@ -62,4 +91,5 @@ ROLE_LABELS: dict[Role, str] = {
     Role.STAFF: "Staff",
     Role.RESPONDER: "Responder",
     Role.THREAT_ASSESSOR: "Threat assessor",
+    Role.DEVICE: "Device or integration",
 }

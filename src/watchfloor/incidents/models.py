@@ -42,6 +42,11 @@ class Incident(Base):
     opened_at: Mapped[datetime] = mapped_column(index=True)
     last_alarm_at: Mapped[datetime]
     alarm_count: Mapped[int] = mapped_column(Integer, default=0)
+    # when the incident last needed a person: opened, or re-opened by a P1 or more urgent alarm
+    # (time to acknowledge is measured from here)
+    attention_at: Mapped[datetime | None]
+    # when the incident reached its current priority (time to dispatch / on scene count from here)
+    priority_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(160))
     dispatched_at: Mapped[datetime | None]

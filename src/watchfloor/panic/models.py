@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from watchfloor.bus.models import BigId
@@ -42,3 +42,4 @@ class PanicPress(Base):
     cancel_until: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
     duress_at: Mapped[datetime | None]
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)  # wrong codes entered

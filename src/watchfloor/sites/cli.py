@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,6 +176,9 @@ def demo_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Load the demo, then exit."),
+    no_simulate: bool = typer.Option(
+        False, "--no-simulate", help="Serve without the device simulator (a quiet floor)."
+    ),
 ) -> None:
     """Load the fictional demo agency and demo accounts, then serve (unless --no-serve)."""
     from watchfloor.cli import run_async
@@ -206,7 +210,25 @@ def demo_command(
     sys.stdout.flush()  # the log-in details must show before the server's log
     from watchfloor.cli import serve
 
-    serve(host=host, port=port, workers=1)
+    simulator = None if no_simulate else _start_simulator(host, port)
+    try:
+        serve(host=host, port=port, workers=1)
+    finally:
+        if simulator is not None:
+            simulator.terminate()
+            try:
+                simulator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                simulator.kill()
+
+
+def _start_simulator(host: str, port: int) -> subprocess.Popen[bytes]:
+    """`watchfloor simulate` as a child process, so the demo floor is alive (issue 4)."""
+    connect = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    typer.echo("  Device simulator: on (watchfloor demo --no-simulate turns it off)")
+    return subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+        [sys.executable, "-m", "watchfloor.cli", "simulate", "--url", f"http://{connect}:{port}"]
+    )
 
 
 async def _demo_code(username: str) -> str | None:

@@ -45,7 +45,7 @@ from watchfloor.deps import DB, ClockDep, SettingsDep, client_ip
 from watchfloor.problems import NotFound, Problem, Unauthorized
 from watchfloor.sites import service as sites_service
 from watchfloor.sites.models import Device, Facility, ResponseUnit
-from watchfloor.web import queries
+from watchfloor.web import perms, queries
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -164,6 +164,9 @@ async def shell(request: Request, db: AsyncSession, principal: Principal) -> dic
         "display_name": principal.extra.get("display_name", principal.name),
         "scopes": await queries.scope_labels(db, principal),
         "csrf": principal.extra.get("csrf", ""),
+        "can_watch": principal.has_perm_anywhere(perms.ALARMS_READ),
+        "can_sites": principal.has_perm_anywhere(Perm.SITES_READ),
+        "can_panic": principal.kind == "user" and principal.has_perm_anywhere(perms.PANIC_RAISE),
     }
 
 
@@ -383,7 +386,22 @@ async def mfa_submit(request: Request, db: DB, clock: ClockDep, settings: Settin
             )
         return _mfa_form(request, sess, user, exc.detail, exc.status)
     await db.commit()
-    return redirect(_next_of(request))
+    return redirect(_landing(user, _next_of(request)))
+
+
+def _landing(user: User, next_url: str) -> str:
+    """Where a fresh log-in goes when no page was asked for: operators to the alarm queue, a
+    person who can only raise alarms to the panic page, everyone else to the facility list."""
+    if next_url != "/":
+        return next_url
+    from watchfloor.auth.deps import grants_of
+
+    who = Principal(kind="user", id=user.id, name=user.username, grants=grants_of(user.grants))
+    if who.has_perm_anywhere(perms.ALARMS_READ):
+        return "/watch"
+    if not who.has_perm_anywhere(Perm.SITES_READ) and who.has_perm_anywhere(perms.PANIC_RAISE):
+        return "/panic"
+    return next_url
 
 
 @router.get("/login/enrol")
@@ -768,3 +786,6 @@ def mount_static(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/vendor/leaflet", StaticFiles(directory=leaflet_pkg.BASE_DIR), name="leaflet")
     _install_page_errors(app)
+    from watchfloor.web.console_routes import router as console_router
+
+    app.include_router(console_router)

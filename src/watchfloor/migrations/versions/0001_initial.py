@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:15:44.278952
+Create Date: 2026-11-25 15:22:47.583337
 """
 
 from __future__ import annotations
@@ -282,6 +282,8 @@ def upgrade() -> None:
         sa.Column("opened_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_alarm_at", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("alarm_count", sa.Integer(), nullable=False),
+        sa.Column("attention_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("priority_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_by", sa.String(length=160), nullable=True),
         sa.Column("dispatched_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
@@ -771,6 +773,7 @@ def upgrade() -> None:
         sa.Column("cancel_until", watchfloor.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("cancelled_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("duress_at", watchfloor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failed_attempts", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["event_id"],
             ["events.id"],

@@ -30,6 +30,7 @@
       window.clearTimeout(gTimer);
       if (event.key === "f") window.location.href = "/";
       else if (event.key === "m") window.location.href = "/map";
+      else if (event.key === "w") window.location.href = "/watch";
       return;
     }
     if (event.key === "g" && document.querySelector(".mainnav")) {

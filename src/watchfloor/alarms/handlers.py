@@ -1,0 +1,100 @@
+"""Bus subscriptions of the alarms domain: every stored event is evaluated against the rules.
+
+Two consumers share the work so a panic never waits behind routine traffic:
+- "alarms-life-safety" takes the life-safety event types (panic, duress, weapon) on their own
+  subjects, with a worker of its own;
+- "alarms" takes every other event type. Types that no enabled rule uses and that need no device
+  bookkeeping (heartbeats, most of the traffic) are acknowledged without touching the database.
+
+Each handled message is one transaction: the dedupe record (`first_delivery`), device
+bookkeeping, alarms, incidents and the outbox messages commit together, so a crash part-way
+leaves nothing half-done and the redelivered message is handled afresh; a message already
+handled is acknowledged and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from watchfloor.alarms.models import AlarmRule
+from watchfloor.alarms.service import handle_event
+from watchfloor.bus import Message, outbox, subject_token
+from watchfloor.clock import Clock
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "alarms"
+LIFE_SAFETY_CONSUMER = "alarms-life-safety"
+SUBJECT = "event.>"
+LIFE_SAFETY_TYPES = frozenset({"panic.pressed", "duress.code", "weapon.detected"})
+# device bookkeeping the handler does whatever the rules say
+ALWAYS_HANDLED = LIFE_SAFETY_TYPES | {"device.offline", "device.trouble", "device.restored"}
+RULE_TYPES_TTL_SECONDS = 2.0
+
+
+class RuleTypes:
+    """The event types some enabled rule uses, re-read at most every couple of seconds."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._types: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
+
+    async def get(self) -> frozenset[str]:
+        if time.monotonic() - self._read_at >= RULE_TYPES_TTL_SECONDS:
+            async with self._sessionmaker() as db:
+                rows = await db.scalars(
+                    select(AlarmRule.event_type).where(AlarmRule.enabled.is_(True)).distinct()
+                )
+                self._types = frozenset(rows.all())
+            self._read_at = time.monotonic()
+        return self._types
+
+
+async def handle_message(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    msg: Message,
+    *,
+    correlation_window_seconds: float | None = None,
+) -> int:
+    """Handle one `event.*` message; returns how many alarms it raised (0 for a redelivery)."""
+    async with sessionmaker() as db:
+        if not await outbox.first_delivery(db, CONSUMER, msg.msg_id, clock=clock):
+            return 0
+        alarms = await handle_event(
+            db, clock, msg.data, correlation_window_seconds=correlation_window_seconds
+        )
+        await db.commit()
+    return len(alarms)
+
+
+async def register(runtime: Any) -> None:
+    """Subscribe both consumers; the runtime awaits this at start."""
+    sessionmaker = runtime.sessionmaker
+    clock = runtime.clock
+    window = getattr(runtime.settings, "correlation_window_seconds", None)
+    rule_types = RuleTypes(sessionmaker)
+
+    async def _on_life_safety(msg: Message) -> None:
+        await handle_message(sessionmaker, clock, msg, correlation_window_seconds=window)
+
+    async def _on_event(msg: Message) -> None:
+        event_type = str(msg.data.get("type") or "")
+        if event_type in LIFE_SAFETY_TYPES:
+            return  # the life-safety consumer has it
+        if event_type not in ALWAYS_HANDLED and event_type not in await rule_types.get():
+            return  # no rule looks at it; ingest already recorded the device as heard
+        await handle_message(sessionmaker, clock, msg, correlation_window_seconds=window)
+
+    for event_type in sorted(LIFE_SAFETY_TYPES):
+        subject = f"event.*.{subject_token(event_type)}"
+        await runtime.bus.subscribe(
+            subject, LIFE_SAFETY_CONSUMER + "-" + subject_token(event_type), _on_life_safety
+        )
+    await runtime.bus.subscribe(SUBJECT, CONSUMER, _on_event)
