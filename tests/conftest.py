@@ -98,6 +98,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # on NATS (WATCHFLOOR_BUS_URL set) each test gets its own stream and subjects
         bus_stream=f"WFTEST_{run}",
         bus_prefix=f"t{run}.",
+        # scheduled test signals add events to every facility: tests that want them turn them on
+        test_signal_minutes=0,
     )
 
 

@@ -81,6 +81,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app.include_router(alarms_router, prefix="/api/v1")  # alarm queue, alarm rules
     app.include_router(incidents_router, prefix="/api/v1")  # incidents, dispatch, reports
+    from watchfloor.events.test_signal_api import router as test_signal_router
+    from watchfloor.incidents.targets_api import router as targets_router
+
+    app.include_router(targets_router, prefix="/api/v1")  # response-time targets
+    app.include_router(test_signal_router, prefix="/api/v1")  # end-to-end test signals
     app.include_router(web_router)
     mount_static(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

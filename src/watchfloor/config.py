@@ -81,6 +81,26 @@ class Settings(BaseSettings):
     ingest_batch_wait_ms: float = Field(
         default=2.0, ge=0, le=1_000, description="Group commit: how long to gather a batch."
     )
+    test_signal_minutes: float = Field(
+        default=15,
+        ge=0,
+        le=1440,
+        description="Every N minutes each facility gets an end-to-end test signal through the "
+        "real ingest path; 0 = off.",
+    )
+    test_signal_grace_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=86_400,
+        description="A test signal not processed this long after it was stored raises a P3 "
+        "'test_signal_missing' trouble alarm.",
+    )
+    mqtt_client_id: str = Field(
+        default="",
+        max_length=200,
+        description="MQTT client id of this process (persistent session); unset = "
+        "'watchfloor-<host>-<pid>', so two processes never share a session.",
+    )
     outbox_retention_hours: float = Field(
         default=24.0,
         gt=0,

@@ -42,6 +42,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "watchfloor.events.handlers",
     "watchfloor.alarms.handlers",
     "watchfloor.web.live",
+    "watchfloor.events.test_signal",
 )
 RESTART_DELAY_SECONDS = 1.0
 
@@ -138,6 +139,13 @@ class Runtime:
         self.supervisor = self._make_supervisor()
         if self.supervisor is not None:
             self._spawn("supervisor", self.supervisor.run)
+        from watchfloor.events.test_signal import TestSignalMonitor  # scheduled test signals
+
+        self.test_signals = TestSignalMonitor(
+            self.sessionmaker, self.clock, self.batcher, self.settings, relay_kick=self.relay.kick
+        )
+        if self.test_signals.enabled:
+            self._spawn("test_signals", self.test_signals.run)
         self.mqtt = self._make_mqtt()
         if self.mqtt is not None:
             self._spawn("mqtt", self.mqtt.run)
@@ -199,6 +207,7 @@ class Runtime:
         # the supervisor's and MQTT ingest's run() loops end only when cancelled
         await self._stop_loop("mqtt", self.mqtt, grace=0)
         await self._stop_loop("supervisor", self.supervisor, grace=0)
+        await self._stop_loop("test_signals", getattr(self, "test_signals", None), grace=0)
         await self._stop_loop("escalation", self.escalation)
         try:
             await self.batcher.close()

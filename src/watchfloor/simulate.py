@@ -11,8 +11,10 @@ batches (`POST /api/v1/events/batch` with a device token) or MQTT
 - occasional incidents: a forced door or a glass break every few minutes, and rarely a panic
   press (about one an hour at the default rate), so the watch floor has something to handle.
 
-Without `--token` it creates its own device token (role "device", organisation-wide) in the
-database named by the usual WATCHFLOOR_DATABASE_URL. Times are real: the simulator is a demo.
+Without `--token` it creates its own device token (role "device", organisation-wide, named
+"demo-simulator") in the database named by the usual WATCHFLOOR_DATABASE_URL, revoking the
+simulator tokens minted before it, so repeated `watchfloor demo` starts do not pile them up.
+Times are real: the simulator is a demo.
 """
 
 from __future__ import annotations
@@ -296,9 +298,46 @@ async def load_devices(facility_codes: list[str] | None = None) -> list[SimDevic
         await engine.dispose()
 
 
-async def create_token() -> str:
-    """A device token (organisation-wide) for the simulator, made directly in the database."""
+SIMULATOR_TOKEN_NAME = "demo-simulator"  # noqa: S105 - a token's name, not a secret
+SIMULATOR_ACTOR = "system:simulate"
+
+
+async def mint_simulator_token(db: Any, clock: Any) -> str:
+    """A fresh organisation-wide device token named "demo-simulator"; the simulator tokens minted
+    before it are revoked (audited), so each `watchfloor demo` start leaves exactly one working
+    simulator token instead of piling them up. The secret is kept nowhere but in the simulator
+    process's memory. Flushes; the caller commits."""
+    from sqlalchemy import or_, select
+
     from watchfloor.auth import service as auth_service
+    from watchfloor.auth.models import ApiToken
+
+    earlier = (
+        await db.scalars(
+            select(ApiToken.id).where(
+                ApiToken.revoked_at.is_(None),
+                or_(
+                    ApiToken.name == SIMULATOR_TOKEN_NAME,
+                    ApiToken.created_by == SIMULATOR_ACTOR,
+                ),
+            )
+        )
+    ).all()
+    for token_id in earlier:
+        await auth_service.revoke_token(db, clock, SIMULATOR_ACTOR, token_id)
+    _token, secret = await auth_service.create_token(
+        db,
+        clock,
+        SIMULATOR_ACTOR,
+        name=SIMULATOR_TOKEN_NAME,
+        role="device",
+        scope=auth_service.ScopeSpec.org(),
+    )
+    return str(secret)
+
+
+async def create_token() -> str:
+    """The simulator's device token, minted in the database (see `mint_simulator_token`)."""
     from watchfloor.clock import SystemClock
     from watchfloor.config import get_settings
     from watchfloor.db import make_engine, make_sessionmaker
@@ -306,14 +345,7 @@ async def create_token() -> str:
     engine = make_engine(get_settings())
     try:
         async with make_sessionmaker(engine)() as db:
-            _token, secret = await auth_service.create_token(
-                db,
-                SystemClock(),
-                "system:simulate",
-                name=f"simulator {datetime.now(UTC):%Y-%m-%d %H:%M}",
-                role="device",
-                scope=auth_service.ScopeSpec.org(),
-            )
+            secret = await mint_simulator_token(db, SystemClock())
             await db.commit()
             return secret
     finally:

@@ -75,6 +75,7 @@ class Estate:
             "incident_id": a.incident_id,
             "priority": 1,  # escalation policies: with facility_code, A's override
             "press_id": a.press_id,
+            "measure": "acknowledge",  # response targets (organisation-wide)
         }
 
 

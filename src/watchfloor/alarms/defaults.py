@@ -56,6 +56,14 @@ DEFAULT_RULES: tuple[DefaultRule, ...] = (
         Priority.P3,
         {"count": 5, "window_seconds": 60},
     ),
+    # A facility's scheduled end-to-end test signal was not processed in time (events/test_signal)
+    DefaultRule(
+        "test_signal_missing",
+        "Test signal missing",
+        "test.signal_missing",
+        "test_signal_missing",
+        Priority.P3,
+    ),
     # Off by default: during opening hours every passer-by would raise one. Enable it (or
     # override it per facility with a zone or schedule condition) where a person in view matters.
     DefaultRule(

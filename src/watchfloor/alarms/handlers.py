@@ -25,6 +25,7 @@ from watchfloor.alarms.models import AlarmRule
 from watchfloor.alarms.service import handle_event
 from watchfloor.bus import Message, outbox, subject_token
 from watchfloor.clock import Clock
+from watchfloor.db import urgent_writes
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def handle_message(
     correlation_window_seconds: float | None = None,
 ) -> int:
     """Handle one `event.*` message; returns how many alarms it raised (0 for a redelivery)."""
+
     async with sessionmaker() as db:
         if not await outbox.first_delivery(db, CONSUMER, msg.msg_id, clock=clock):
             return 0
@@ -74,6 +76,54 @@ async def handle_message(
     return len(alarms)
 
 
+class LifeSafetyHandler:
+    """The life-safety consumer (panic, duress, weapon). Several bus workers call `handle`
+    concurrently, each message in its own transaction, written last: the look-ups of one
+    panic overlap another's write, and on SQLite its write transaction jumps the in-process
+    write queue (`db.urgent_writes`), so a burst of panics does not queue one whole
+    transaction after another behind routine writes."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        correlation_window_seconds: float | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self.window = correlation_window_seconds
+        self.transactions = 0
+
+    async def handle(self, msg: Message) -> int:
+        """Handle one message; returns how many alarms it raised (0 for a redelivery)."""
+        with urgent_writes():
+            async with self.sessionmaker() as db:
+                count = await self._handle_in(db, msg)
+                await db.commit()
+        self.transactions += 1
+        return count
+
+    async def _handle_in(self, db: AsyncSession, msg: Message) -> int:
+        """Reads first, writes last: the look-ups (facility, device, zone, rules, earlier
+        alarms) run before the transaction's first write, so on SQLite they do not hold the
+        write lock that every other writer is waiting for. The dedupe record is written in the
+        same transaction; if another process recorded it meanwhile, the whole transaction fails
+        and the bus redelivers, to be skipped."""
+        if await outbox.handled_before(db, CONSUMER, msg.msg_id):
+            return 0
+        with db.no_autoflush:
+            alarms = await handle_event(
+                db, self.clock, msg.data, correlation_window_seconds=self.window
+            )
+        if not await outbox.first_delivery(db, CONSUMER, msg.msg_id, clock=self.clock):
+            raise RuntimeError(f"{msg.msg_id} was handled by another consumer meanwhile")
+        return len(alarms)
+
+
+#: bus workers per life-safety subject on the in-process bus (messages handled concurrently)
+LIFE_SAFETY_WORKERS = 16
+
+
 async def register(runtime: Any) -> None:
     """Subscribe both consumers; the runtime awaits this at start."""
     sessionmaker = runtime.sessionmaker
@@ -81,8 +131,11 @@ async def register(runtime: Any) -> None:
     window = getattr(runtime.settings, "correlation_window_seconds", None)
     rule_types = RuleTypes(sessionmaker)
 
+    # SQLite: its write transactions go before every queued routine write (db.urgent_writes)
+    life_safety = LifeSafetyHandler(sessionmaker, clock, window)
+
     async def _on_life_safety(msg: Message) -> None:
-        await handle_message(sessionmaker, clock, msg, correlation_window_seconds=window)
+        await life_safety.handle(msg)
 
     async def _on_event(msg: Message) -> None:
         event_type = str(msg.data.get("type") or "")
@@ -92,9 +145,17 @@ async def register(runtime: Any) -> None:
             return  # no rule looks at it; ingest already recorded the device as heard
         await handle_message(sessionmaker, clock, msg, correlation_window_seconds=window)
 
+    in_process = bool(getattr(runtime.bus, "publish_waits_for_handlers", False))
+    workers = LIFE_SAFETY_WORKERS if in_process else 1
     for event_type in sorted(LIFE_SAFETY_TYPES):
         subject = f"event.*.{subject_token(event_type)}"
-        await runtime.bus.subscribe(
-            subject, LIFE_SAFETY_CONSUMER + "-" + subject_token(event_type), _on_life_safety
+        # several workers on the in-process bus, so one panic's look-ups overlap another's
+        # write (a broker bus shares a durable across processes instead)
+        workers = (
+            LIFE_SAFETY_WORKERS if getattr(runtime.bus, "publish_waits_for_handlers", False) else 1
         )
+        for _ in range(workers):
+            await runtime.bus.subscribe(
+                subject, LIFE_SAFETY_CONSUMER + "-" + subject_token(event_type), _on_life_safety
+            )
     await runtime.bus.subscribe(SUBJECT, CONSUMER, _on_event)

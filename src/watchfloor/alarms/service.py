@@ -347,6 +347,47 @@ async def clear_device_alarms(
     return list(alarms)
 
 
+async def clear_facility_alarms(
+    db: AsyncSession, clock: Clock, facility_id: int, rule_keys: Sequence[str], reason: str
+) -> list[Alarm]:
+    """Clear a facility's active alarms raised by these rules (a facility-wide condition ended,
+    e.g. a test signal got through again); each incident touched gets a timeline entry and an
+    update message."""
+    alarms = (
+        await db.scalars(
+            select(Alarm).where(
+                Alarm.facility_id == facility_id,
+                Alarm.state == AlarmState.ACTIVE,
+                Alarm.rule_key.in_(list(rule_keys)),
+            )
+        )
+    ).all()
+    now = clock.now()
+    touched: dict[int, list[int]] = {}
+    for alarm in alarms:
+        alarm.state = AlarmState.CLEARED.value
+        alarm.cleared_at = now
+        if alarm.incident_id is not None:
+            touched.setdefault(alarm.incident_id, []).append(alarm.id)
+    for incident_id, ids in touched.items():
+        incident = await db.get(Incident, incident_id)
+        if incident is None:
+            continue
+        db.add(
+            TimelineEntry(
+                incident_id=incident_id,
+                at=now,
+                kind="alarm",
+                actor="system",
+                text=f"{reason}: {len(ids)} alarm(s) cleared",
+                data={"alarm_ids": ids},
+            )
+        )
+        await incidents.publish_update(db, incident, "alarms_cleared")
+    await db.flush()
+    return list(alarms)
+
+
 async def _sender_cancelled(db: AsyncSession, event_id: int | None) -> bool:
     if event_id is None:
         return False

@@ -7,25 +7,83 @@ unsafe requests must also carry the session's CSRF token (header `X-CSRF-Token` 
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+import time
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, object_session
 
 from watchfloor.auth.models import ApiToken, RoleGrant, User, UserSession
 from watchfloor.auth.principal import Grant, Principal
 from watchfloor.auth.roles import Role, ScopeKind
 from watchfloor.auth.tokens import hash_secret, same
 from watchfloor.clock import Clock
-from watchfloor.deps import client_ip, get_clock, get_db
+from watchfloor.deps import client_ip, get_db
 from watchfloor.problems import Forbidden, Unauthorized
 
 SESSION_COOKIE = "wf_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: How long a resolved API token is trusted without asking the database again. A revocation
+#: made in this process takes effect at once (`forget_tokens`); one made by another process
+#: (another worker, the CLI) within this many seconds. See the README's security notes.
+TOKEN_CACHE_SECONDS = 2.0
+TOKEN_CACHE_MAX = 10_000
+
+
+class _CachedToken:
+    __slots__ = ("at", "grants", "id", "last_used_at", "name")
+
+    def __init__(
+        self, at: float, id: int, name: str, grants: tuple[Grant, ...], last_used_at: Any
+    ) -> None:
+        self.at = at
+        self.id = id
+        self.name = name
+        self.grants = grants
+        self.last_used_at = last_used_at
+
+
+# (engine, token hash) -> the token as last read; only live (not revoked) tokens are kept
+_token_cache: dict[tuple[int, str], _CachedToken] = {}
+
+
+def forget_tokens(token_id: int | None = None) -> None:
+    """Drop cached API tokens (all, or those with this id in any database) so their next use
+    reads the database again. Called when a token is revoked or its grants change."""
+    if token_id is None:
+        _token_cache.clear()
+        return
+    for key, cached in list(_token_cache.items()):
+        if cached.id == token_id:
+            _token_cache.pop(key, None)
+
+
+_CHANGED = "watchfloor.tokens_changed"
+
+
+def _tokens_changed(_mapper: Any, _connection: Any, target: Any) -> None:
+    """A token or grant was written in this process: forget the cache now, and again when that
+    transaction commits (a request may have re-read the old row in between)."""
+    forget_tokens()
+    session = object_session(target)
+    if session is not None:
+        session.info[_CHANGED] = True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        forget_tokens()
+
+
+for _model in (ApiToken, RoleGrant):
+    for _what in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _what, _tokens_changed)
+event.listen(Session, "after_commit", _after_commit)
 
 
 def grants_of(rows: list[RoleGrant]) -> tuple[Grant, ...]:
@@ -43,18 +101,58 @@ def grants_of(rows: list[RoleGrant]) -> tuple[Grant, ...]:
 async def principal_from_token(
     db: AsyncSession, clock: Clock, secret: str, ip: str | None
 ) -> Principal | None:
-    token = (
-        await db.execute(select(ApiToken).where(ApiToken.token_hash == hash_secret(secret)))
-    ).scalar_one_or_none()
-    if token is None or token.revoked_at is not None:
-        return None
+    """The Principal of a bearer API token, or None if it is unknown or revoked.
+
+    One joined query reads the token and its grants; the answer is kept in memory for
+    TOKEN_CACHE_SECONDS (a revocation in this process drops it at once). `last_used_at` is
+    written at most once a minute."""
+    digest = hash_secret(secret)
+    key = (id(db.get_bind()), digest)
+    mono = time.monotonic()
+    cached = _token_cache.get(key)
+    if cached is None or mono - cached.at >= TOKEN_CACHE_SECONDS:
+        rows = (
+            await db.execute(
+                select(
+                    ApiToken.id,
+                    ApiToken.name,
+                    ApiToken.revoked_at,
+                    ApiToken.last_used_at,
+                    RoleGrant.role,
+                    RoleGrant.scope,
+                    RoleGrant.region_id,
+                    RoleGrant.facility_id,
+                )
+                .outerjoin(RoleGrant, RoleGrant.token_id == ApiToken.id)
+                .where(ApiToken.token_hash == digest)
+                .order_by(RoleGrant.id)
+            )
+        ).all()
+        if not rows or rows[0].revoked_at is not None:
+            _token_cache.pop(key, None)
+            return None
+        first = rows[0]
+        grants = tuple(
+            Grant(
+                role=Role(r.role),
+                scope=ScopeKind(r.scope),
+                region_id=r.region_id,
+                facility_id=r.facility_id,
+            )
+            for r in rows
+            if r.role is not None
+        )
+        if len(_token_cache) >= TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        cached = _CachedToken(mono, first.id, first.name, grants, first.last_used_at)
+        _token_cache[key] = cached
     now = clock.now()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
+    last: datetime | None = cached.last_used_at
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        cached.last_used_at = now
+        await db.execute(update(ApiToken).where(ApiToken.id == cached.id).values(last_used_at=now))
         await db.commit()
-    return Principal(
-        kind="token", id=token.id, name=token.name, grants=grants_of(token.grants), ip=ip
-    )
+    return Principal(kind="token", id=cached.id, name=cached.name, grants=cached.grants, ip=ip)
 
 
 async def session_from_cookie(
@@ -75,10 +173,17 @@ async def session_from_cookie(
     return sess, user
 
 
+async def request_clock(request: Request) -> Clock:
+    """The app's clock, as an async dependency: FastAPI runs a plain `def` dependency (such as
+    watchfloor.deps.get_clock) in its thread pool, a thread hop on every request."""
+    clock: Clock = request.app.state.clock
+    return clock
+
+
 async def optional_principal(
     request: Request,
     db: Annotated[AsyncSession, Depends(get_db)],
-    clock: Annotated[Clock, Depends(get_clock)],
+    clock: Annotated[Clock, Depends(request_clock)],
 ) -> Principal | None:
     ip = client_ip(request)
     auth = request.headers.get("authorization", "")

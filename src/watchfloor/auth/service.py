@@ -326,6 +326,9 @@ async def revoke_token(
     if token.revoked_at is None:
         token.revoked_at = clock.now()
         await db.flush()
+        from watchfloor.auth.deps import forget_tokens  # (deps imports this module's models)
+
+        forget_tokens(token.id)  # refused at once in this process (again after the commit)
         await audit.record(
             db,
             clock,

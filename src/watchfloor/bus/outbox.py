@@ -30,7 +30,7 @@ from collections.abc import Generator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +43,7 @@ from watchfloor.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 _DIRTY = "watchfloor.outbox_dirty"
+_NEW = "watchfloor.outbox_new"  # OutboxMessage objects added in this session's transaction
 # relays by the engine they read (a commit on that engine wakes them)
 _relays: weakref.WeakKeyDictionary[Engine, set[OutboxRelay]] = weakref.WeakKeyDictionary()
 
@@ -77,17 +78,18 @@ def add(
     """Queue a message in the caller's transaction; returns its msg_id. Nothing is sent unless
     the transaction commits. `data` must be JSON-serialisable (ISO strings for times)."""
     msg_id = MsgId(msg_id or new_msg_id())
-    db.add(
-        OutboxMessage(
-            msg_id=msg_id,
-            subject=subject,
-            payload=data,
-            created_at=_now(clock),
-            published_at=None,
-            attempts=0,
-        )
+    row = OutboxMessage(
+        msg_id=msg_id,
+        subject=subject,
+        payload=data,
+        created_at=_now(clock),
+        published_at=None,
+        attempts=0,
     )
-    db.sync_session.info[_DIRTY] = True
+    db.add(row)
+    info = db.sync_session.info
+    info[_DIRTY] = True
+    info.setdefault(_NEW, []).append(row)
     return msg_id
 
 
@@ -144,11 +146,39 @@ async def first_delivery(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+async def handled_before(db: AsyncSession, consumer: str, msg_id: str) -> bool:
+    """Whether `consumer` already recorded `msg_id` (a read: it takes no write lock). A handler
+    that does its reads before writing checks this first, and still calls `first_delivery`
+    in its transaction (which then settles a race with another process)."""
+    found = await db.scalar(
+        select(ProcessedMessage.msg_id).where(
+            ProcessedMessage.consumer == consumer, ProcessedMessage.msg_id == msg_id
+        )
+    )
+    return found is not None
+
+
 # --- waking the relay after commits ---
+
+
+def _committed_rows(rows: list[OutboxMessage]) -> list[tuple[int, str, str, Any]]:
+    """(id, msg_id, subject, payload) of the rows this commit made durable, read without I/O:
+    a row rolled back with a savepoint (no longer persistent) or expired is left to the scan."""
+    found = []
+    for row in rows:
+        state = inspect(row)
+        values = state.dict
+        if not state.persistent or not all(
+            k in values for k in ("id", "msg_id", "subject", "payload")
+        ):
+            continue
+        found.append((values["id"], values["msg_id"], values["subject"], values["payload"]))
+    return found
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    rows: list[OutboxMessage] = session.info.pop(_NEW, [])
     if not session.info.pop(_DIRTY, False):
         return
     try:
@@ -158,13 +188,18 @@ def _after_commit(session: Session) -> None:
     engine = bind if isinstance(bind, Engine) else getattr(bind, "engine", None)
     if engine is None:
         return
-    for relay in list(_relays.get(engine, ())):
+    relays = list(_relays.get(engine, ()))
+    committed = _committed_rows(rows) if rows and relays else []
+    for relay in relays:
+        if committed:
+            relay.offer(committed)
         relay.kick()
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(_DIRTY, None)
+    session.info.pop(_NEW, None)
 
 
 MARK_BATCH = 200  # mark published once this many rows are done ...
@@ -207,6 +242,16 @@ class OutboxRelay:
         self._last_mark = float("-inf")
         self._last_beat: float | None = None
         self._lock = asyncio.Lock()
+        self._mark_lock = asyncio.Lock()
+        self._high_water = 0  # highest row id a scan has handed to the bus
+        # SQLite has one writer at a time, so rows commit in id order and a woken relay may read
+        # only above the high-water mark; PostgreSQL transactions commit in any order, so there
+        # every pass is a full scan
+        bind = sessionmaker.kw.get("bind")
+        self._commits_in_id_order = getattr(getattr(bind, "dialect", None), "name", "") == "sqlite"
+        self._last_full_scan = float("-inf")
+        self._bookkeeping: asyncio.Task[None] | None = None
+        self._running = False  # run() is looping: only then are commits handed over in memory
         self._stopping = False
         self.published_total = 0
         engine = getattr(sessionmaker.kw.get("bind"), "sync_engine", None)
@@ -218,6 +263,23 @@ class OutboxRelay:
     def kick(self) -> None:
         """Wake the relay now (called after commits that added outbox rows)."""
         self._wake.set()
+
+    def offer(self, rows: Iterable[tuple[int, str, str, Any]]) -> None:
+        """Rows a commit on this relay's database just made durable, handed over in memory
+        (id, msg_id, subject, payload): publish them now instead of after a re-read. The scan
+        stays the path for everything else (bulk inserts, other processes, a crash)."""
+        if not self.concurrent or not self._running or self._stopping:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: the scan will find them
+            for row_id, msg_id, subject, payload in rows:
+                if row_id not in self._in_flight:
+                    self._publish(row_id, msg_id, subject, payload)
+
+    def _publish(self, row_id: int, msg_id: str, subject: str, payload: Any) -> None:
+
+        task = asyncio.ensure_future(self.bus.publish(subject, payload, msg_id))
+        self._in_flight[row_id] = task
+        task.add_done_callback(functools.partial(self._finished, row_id))
 
     def detach(self) -> None:
         """Stop being woken by commits (the runtime calls this on stop)."""
@@ -288,7 +350,7 @@ class OutboxRelay:
         # Hand new rows to the bus first: a panic's alarm must not wait behind bookkeeping
         # writes. Marking rows published is batched (a crash before it only re-publishes rows
         # whose consumers are idempotent).
-        started = await self._start_new()
+        started = await self._start_new(full=True)
         count = 0
         now = time.monotonic()
         if (
@@ -299,33 +361,35 @@ class OutboxRelay:
             count = await self._mark_done()
         return count + started
 
-    async def _start_new(self) -> int:
+    async def _start_new(self, *, full: bool) -> int:
+        """Hand unpublished rows to the bus. `full=False` reads only rows above the highest id
+        already handed over (a woken relay must not re-read, and re-decode, the rows it is still
+        publishing or has yet to mark); a full scan (on start, then at least every poll
+        interval) also finds rows that failed or that committed out of id order."""
         room = self.max_in_flight - len(self._in_flight)
         if room <= 0:
             return 0
         limit = min(self.batch_size, room)
+        stmt = select(
+            OutboxMessage.id,
+            OutboxMessage.msg_id,
+            OutboxMessage.subject,
+            OutboxMessage.payload,
+        ).where(OutboxMessage.published_at.is_(None))
+        if full:
+            self._last_full_scan = time.monotonic()
+            stmt = stmt.limit(limit + len(self._in_flight))
+        else:
+            stmt = stmt.where(OutboxMessage.id > self._high_water).limit(limit)
         async with self.sessionmaker() as db:
-            rows = (
-                await db.execute(
-                    select(
-                        OutboxMessage.id,
-                        OutboxMessage.msg_id,
-                        OutboxMessage.subject,
-                        OutboxMessage.payload,
-                    )
-                    .where(OutboxMessage.published_at.is_(None))
-                    .order_by(OutboxMessage.id)
-                    .limit(limit + len(self._in_flight))
-                )
-            ).all()
+            rows = (await db.execute(stmt.order_by(OutboxMessage.id))).all()
             await db.rollback()
         started = 0
         for row in rows:
             if row.id in self._in_flight or started >= limit:
                 continue
-            task = asyncio.ensure_future(self.bus.publish(row.subject, row.payload, row.msg_id))
-            self._in_flight[row.id] = task
-            task.add_done_callback(functools.partial(self._finished, row.id))
+            self._high_water = max(self._high_water, row.id)
+            self._publish(row.id, row.msg_id, row.subject, row.payload)
             started += 1
         return started
 
@@ -341,10 +405,52 @@ class OutboxRelay:
         self.kick()
 
     async def _mark_done(self) -> int:
+        async with self._mark_lock:
+            done, failed = await self._write_marks()
+        for row_id in (*done, *failed):
+            self._in_flight.pop(row_id, None)
+        self.published_total += len(done)
+        return len(done)
+
+    async def _keep_books(self) -> None:
+        """The run loop's bookkeeping, off its path: mark rows published, record the beat,
+        purge. A row leaves `_in_flight` only under `_lock`, so a full scan that read it before
+        its mark committed never hands it to the bus again."""
+        try:
+            if self._done or self._failed:
+                async with self._mark_lock:
+                    done, failed = await self._write_marks()
+                async with self._lock:
+                    for row_id in (*done, *failed):
+                        self._in_flight.pop(row_id, None)
+                self.published_total += len(done)
+            await self._beat()
+            now = self.clock.now()
+            if self._last_purge is None or now - self._last_purge >= self.purge_every:
+                self._last_purge = now
+                await self.purge(now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("outbox relay bookkeeping failed; retrying")
+
+    def _books_due(self) -> bool:
+        marks = len(self._done) + len(self._failed)
+        now = time.monotonic()
+        if marks >= MARK_BATCH or (marks and now - self._last_mark >= MARK_EVERY_SECONDS):
+            self._last_mark = now
+            return True
+        if self._last_beat is None or now - self._last_beat >= 1.0:
+            return True
+        return self._last_purge is None or self.clock.now() - self._last_purge >= self.purge_every
+
+    async def _write_marks(self) -> tuple[list[int], list[int]]:
+        """Mark done rows published and count failed attempts, in one transaction; returns
+        the row ids written (the caller drops them from `_in_flight`)."""
         done, self._done = self._done, []
         failed, self._failed = self._failed, []
         if not done and not failed:
-            return 0
+            return [], []
         try:
             async with self.sessionmaker() as db:
                 if done:
@@ -364,10 +470,7 @@ class OutboxRelay:
             self._done.extend(done)
             self._failed.extend(failed)
             raise
-        for row_id in (*done, *failed):
-            self._in_flight.pop(row_id, None)
-        self.published_total += len(done)
-        return len(done)
+        return done, failed
 
     # --- housekeeping ---
 
@@ -428,6 +531,13 @@ class OutboxRelay:
         """Loop until `stop()` (or cancelled): relay when woken or every poll interval, purge
         hourly, record the beat."""
         self._stopping = False
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            self._running = False
+
+    async def _loop(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -435,6 +545,9 @@ class OutboxRelay:
             if self._stopping:
                 return
             try:
+                if self.concurrent:
+                    await self._pass_concurrent()
+                    continue
                 while await self.relay_once() >= self.batch_size:
                     pass
                 await self._beat()
@@ -448,6 +561,25 @@ class OutboxRelay:
                 log.exception("outbox relay pass failed; retrying")
                 await asyncio.sleep(min(self.poll_seconds, 1.0))
 
+    async def _pass_concurrent(self) -> None:
+        """One woken pass (memory bus): hand new rows to the bus, reading only rows above the
+        high-water mark unless a full scan is due; bookkeeping writes run beside it, so a panic's
+        alarm never waits for them."""
+        full = (
+            not self._commits_in_id_order
+            or time.monotonic() - self._last_full_scan >= self.poll_seconds
+        )
+        while True:
+            async with self._lock:
+                started = await self._start_new(full=full)
+            if started < self.batch_size:
+                break
+            full = not self._commits_in_id_order
+        if (self._bookkeeping is None or self._bookkeeping.done()) and self._books_due():
+            self._bookkeeping = asyncio.create_task(
+                self._keep_books(), name="outbox-relay-bookkeeping"
+            )
+
     def stop(self) -> None:
         """Ask `run()` to return after its current pass."""
         self._stopping = True
@@ -456,6 +588,10 @@ class OutboxRelay:
     async def close(self) -> None:
         """Stop being woken; cancel publishes still in flight (their rows stay unpublished)."""
         self.detach()
+        if self._bookkeeping is not None:
+            with contextlib.suppress(BaseException):
+                await self._bookkeeping
+            self._bookkeeping = None
         tasks = list(self._in_flight.values())
         for task in tasks:
             task.cancel()

@@ -97,6 +97,12 @@ class TestSignalAttrs(StrictModel):
     sequence: int | None = Field(default=None, ge=0)
 
 
+class TestSignalMissingAttrs(StrictModel):
+    signal_id: int | None = Field(default=None, ge=0, description="The test signal not processed.")
+    sent_at: CleanStr | None = Field(default=None, max_length=40)
+    grace_seconds: int | None = Field(default=None, ge=0)
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -181,6 +187,13 @@ CATALOGUE: dict[str, EventType] = {
             "information",
             "A scheduled end-to-end test signal that proves a site's path works.",
             TestSignalAttrs,
+        ),
+        EventType(
+            "test.signal_missing",
+            "trouble",
+            "A facility's latest test signal was not processed within its grace period.",
+            TestSignalMissingAttrs,
+            system_only=True,
         ),
     )
 }

@@ -19,27 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from watchfloor.bus import subject_token
 from watchfloor.bus.models import OutboxMessage
 from watchfloor.clock import Clock
+from watchfloor.db import urgent_writes
 from watchfloor.events.models import Event
 from watchfloor.sites.models import Device, DeviceStatus, Facility
 
 log = logging.getLogger("watchfloor.events")
 
+#: event types whose alarms are life safety (alarms.handlers has its own consumer for them)
+LIFE_SAFETY_TYPES = frozenset({"panic.pressed", "duress.code", "weapon.detected"})
 KEY_CHUNK = 400  # idempotency keys looked up per query (well under every driver's limit)
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
 DEVICES: Table = Device.__table__  # type: ignore[assignment]
@@ -65,6 +71,10 @@ class ValidatedEvent:
     device_status: str | None = None  # set the device's status in the same transaction
     # Supervision: drop this event (and the status change) if the device was heard after this.
     unless_heard_since: datetime | None = None
+    # SQLite: the row's text values, serialised once when submitted (see `_sqlite_values`)
+    _sqlite: tuple[str, str, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class EventReceipt:
     skipped: bool = False  # a supervision event made moot: the device was heard meanwhile
 
 
+@functools.lru_cache(maxsize=4096)
 def event_subject(facility_code: str, event_type: str) -> str:
     return f"event.{subject_token(facility_code)}.{subject_token(event_type)}"
 
@@ -121,9 +132,25 @@ def _registry_changed(*_args: Any) -> None:
         directory.invalidate()
 
 
+# the columns the directory caches: other updates (a device's last_seen_at and status, written
+# for every event it sends) must not throw the cache away
+_CACHED_COLUMNS = {
+    Device: ("code", "zone_id", "kind", "facility_id"),
+    Facility: ("code", "region_id"),
+}
+
+
+def _registry_updated(_mapper: Any, _connection: Any, target: Any) -> None:
+    state = sa_inspect(target)
+    columns = _CACHED_COLUMNS.get(type(target), ())
+    if not columns or any(state.attrs[c].history.has_changes() for c in columns):
+        _registry_changed()
+
+
 for _model in (Device, Facility):
-    for _what in ("after_insert", "after_update", "after_delete"):
-        sa_event.listen(_model, _what, _registry_changed)
+    sa_event.listen(_model, "after_insert", _registry_changed)
+    sa_event.listen(_model, "after_delete", _registry_changed)
+    sa_event.listen(_model, "after_update", _registry_updated)
 
 
 class DeviceDirectory:
@@ -224,11 +251,16 @@ class EventBatcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.directory = DeviceDirectory(sessionmaker)
+        bind = sessionmaker.kw.get("bind")
+        self._sqlite = getattr(getattr(bind, "dialect", None), "name", None) == "sqlite"
         self.transactions = 0  # committed write transactions (tests, metrics)
         self.events_written = 0
         self.on_commit: list[Callable[[int], Any]] = []  # called with the batch's event count
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        # two lanes, each with its own writer: submissions carrying a life-safety event never
+        # queue behind a routine batch being written (on SQLite their write transaction also
+        # goes first at the database's write gate, db.urgent_writes)
+        self._queues: dict[bool, asyncio.Queue[_Pending]] = {}
+        self._workers: dict[bool, asyncio.Task[None]] = {}
         self._closed = False
 
     # -- public
@@ -241,25 +273,38 @@ class EventBatcher:
         if self._closed:
             raise RuntimeError("the event batcher is closed")
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._run(self._queue), name="event-batcher")
+        urgent = any(ev.type in LIFE_SAFETY_TYPES for ev in events)
+        queue = self._queues.get(urgent)
+        worker = self._workers.get(urgent)
+        if queue is None or worker is None or worker.done():
+            queue = self._queues[urgent] = asyncio.Queue()
+            self._workers[urgent] = loop.create_task(
+                self._run(queue, urgent),
+                name="event-batcher-life-safety" if urgent else "event-batcher",
+            )
+        if self._sqlite:
+            # Serialise here, in the caller's turn, while the writer may be waiting on SQLite's
+            # thread with the previous batch: the JSON work overlaps the database work.
+            for ev in events:
+                _sqlite_values(ev)
         fut: asyncio.Future[list[EventReceipt]] = loop.create_future()
-        self._queue.put_nowait(_Pending(list(events), fut))
+        queue.put_nowait(_Pending(list(events), fut))
         return await asyncio.shield(fut)
 
     async def close(self) -> None:
         """Finish what was submitted, then stop the writer."""
         self._closed = True
-        if self._queue is not None and self._worker is not None and not self._worker.done():
-            await self._queue.join()
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for lane, queue in list(self._queues.items()):
+            worker = self._workers.get(lane)
+            if worker is not None and not worker.done():
+                await queue.join()
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
 
     # -- the writer
 
-    async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
+    async def _run(self, queue: asyncio.Queue[_Pending], urgent: bool = False) -> None:
         while True:
             first = await queue.get()
             batch = [first]
@@ -268,7 +313,7 @@ class EventBatcher:
                 item = queue.get_nowait()
                 batch.append(item)
                 count += len(item.events)
-            if count < self.max_batch and self.max_wait > 0:
+            if count < self.max_batch and self.max_wait > 0 and not urgent:
                 await asyncio.sleep(self.max_wait)
                 while count < self.max_batch and not queue.empty():
                     item = queue.get_nowait()
@@ -284,11 +329,15 @@ class EventBatcher:
         events = [ev for p in batch for ev in p.events]
         receipts: list[EventReceipt] | None = None
         error: BaseException | None = None
+
+        # a batch carrying a life-safety event jumps SQLite's in-process write queue (db.py)
+        urgent = any(ev.type in LIFE_SAFETY_TYPES for ev in events)
         for attempt in range(3):
             try:
                 async with self.sessionmaker() as db:
-                    receipts = await write_events(db, self.clock, events)
-                    await db.commit()
+                    with urgent_writes() if urgent else contextlib.nullcontext():
+                        receipts = await write_events(db, self.clock, events)
+                        await db.commit()
                 break
             except IntegrityError as exc:
                 # Another process stored one of these idempotency keys between our look-up and
@@ -325,6 +374,23 @@ async def _existing_keys(
     db: AsyncSession, keys: set[tuple[int, str]]
 ) -> dict[tuple[int, str], int]:
     found: dict[tuple[int, str], int] = {}
+    if db.get_bind().dialect.name == "sqlite":
+        # One statement per facility, the keys as one JSON array parameter: SQLite answers it
+        # from the (facility_id, idempotency_key) index without SQLAlchemy expanding (and
+        # compiling) hundreds of bind parameters per chunk.
+        per_facility: dict[int, list[str]] = {}
+        for facility_id, wanted_key in keys:
+            per_facility.setdefault(facility_id, []).append(wanted_key)
+        conn = await db.connection()
+        for facility_id, wanted in sorted(per_facility.items()):
+            hits: Any = await conn.exec_driver_sql(
+                "SELECT idempotency_key, id FROM events WHERE facility_id = ?"
+                " AND idempotency_key IN (SELECT value FROM json_each(?))",
+                (facility_id, _dumps(wanted)),
+            )
+            for hit in hits.all():
+                found[(facility_id, str(hit[0]))] = int(hit[1])
+        return found
     ordered = sorted(keys)
     for i in range(0, len(ordered), KEY_CHUNK):
         chunk = ordered[i : i + KEY_CHUNK]
@@ -445,46 +511,10 @@ async def write_events(
     to_insert = [new[i] for i in kept] + restored
     ids: list[int] = []
     if to_insert:
-        rows = [
-            {
-                "facility_id": ev.facility_id,
-                "device_id": ev.device_id,
-                "zone_id": ev.zone_id,
-                "type": ev.type,
-                "occurred_at": ev.occurred_at,
-                "received_at": now,
-                "idempotency_key": ev.idempotency_key,
-                "source": ev.source,
-                "sender": ev.sender[:160],
-                "attributes": ev.attributes,
-            }
-            for ev in to_insert
-        ]
         if sqlite:
-            # One executemany with ids we assign (we hold the write lock): far faster on SQLite
-            # than RETURNING, which SQLAlchemy must run row by row there to keep the order.
-            top = (await db.execute(select(func.max(EVENTS.c.id)))).scalar_one() or 0
-            ids = list(range(top + 1, top + 1 + len(rows)))
-            for eid, row in zip(ids, rows, strict=True):
-                row["id"] = eid
-            await db.execute(insert(EVENTS), rows)
+            ids = await _insert_sqlite(db, now, to_insert)
         else:
-            result = await db.execute(
-                insert(EVENTS).returning(EVENTS.c.id, sort_by_parameter_order=True), rows
-            )
-            ids = [r[0] for r in result.all()]
-        outbox = [
-            {
-                "msg_id": f"event:{eid}",
-                "subject": event_subject(ev.facility_code, ev.type),
-                "payload": event_message(eid, ev),
-                "created_at": now,
-                "published_at": None,
-                "attempts": 0,
-            }
-            for eid, ev in zip(ids, to_insert, strict=True)
-        ]
-        await db.execute(insert(OUTBOX), outbox)
+            ids = await _insert_core(db, now, to_insert)
 
     id_of_new = {i: ids[pos] for pos, i in enumerate(kept)}
     receipts: list[EventReceipt] = []
@@ -496,6 +526,126 @@ async def write_events(
         else:
             receipts.append(EventReceipt(id_of_new[ref], duplicate=kind == "dup"))
     return receipts
+
+
+# SQLite's DATETIME storage format as SQLAlchemy writes it (UTC, no offset, always microseconds)
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_dumps = json.JSONEncoder(ensure_ascii=True).encode  # what SQLAlchemy's JSON type writes
+
+
+def _sqlite_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: store UTC-aware datetimes only")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.strftime(_SQLITE_TIME)
+
+
+_PAYLOAD_HEAD = '{"event_id": 0'
+
+
+def _sqlite_values(ev: ValidatedEvent) -> tuple[str, str, str]:
+    """(occurred_at as stored, attributes JSON, outbox payload JSON after its event id): the
+    payload is `event_message` serialised, whose first key is the event id, known only at
+    insert time."""
+    found = ev._sqlite
+    if found is None:
+        payload = _dumps(event_message(0, ev))
+        assert payload.startswith(_PAYLOAD_HEAD)
+        found = ev._sqlite = (
+            _sqlite_time(ev.occurred_at),
+            _dumps(ev.attributes),
+            payload[len(_PAYLOAD_HEAD) :],
+        )
+    return found
+
+
+async def _insert_sqlite(
+    db: AsyncSession, now: datetime, events: Sequence[ValidatedEvent]
+) -> list[int]:
+    """The events and their outbox rows as two plain executemany calls with ids we assign (the
+    caller holds SQLite's write lock): no per-row ORM or type-processing work, and no RETURNING
+    (which SQLAlchemy must run row by row on SQLite to keep the order). The values are written
+    exactly as the Core types would write them (times as UTC text, JSON via json)."""
+    conn = await db.connection()
+    top = (await conn.execute(select(func.max(EVENTS.c.id)))).scalar_one() or 0
+    ids = list(range(top + 1, top + 1 + len(events)))
+    stamp = _sqlite_time(now)
+    prepared = [_sqlite_values(ev) for ev in events]
+    await conn.exec_driver_sql(
+        "INSERT INTO events (id, facility_id, device_id, zone_id, type, occurred_at, received_at,"
+        " idempotency_key, source, sender, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                eid,
+                ev.facility_id,
+                ev.device_id,
+                ev.zone_id,
+                ev.type,
+                values[0],
+                stamp,
+                ev.idempotency_key,
+                ev.source,
+                ev.sender[:160],
+                values[1],
+            )
+            for eid, ev, values in zip(ids, events, prepared, strict=True)
+        ],
+    )
+    await conn.exec_driver_sql(
+        "INSERT INTO outbox (msg_id, subject, payload, created_at, published_at, attempts)"
+        " VALUES (?,?,?,?,NULL,0)",
+        [
+            (
+                f"event:{eid}",
+                event_subject(ev.facility_code, ev.type),
+                f'{{"event_id": {eid}{values[2]}',
+                stamp,
+            )
+            for eid, ev, values in zip(ids, events, prepared, strict=True)
+        ],
+    )
+    return ids
+
+
+async def _insert_core(
+    db: AsyncSession, now: datetime, events: Sequence[ValidatedEvent]
+) -> list[int]:
+    """The events (ids from RETURNING, in order) and their outbox rows, through Core."""
+    rows = [
+        {
+            "facility_id": ev.facility_id,
+            "device_id": ev.device_id,
+            "zone_id": ev.zone_id,
+            "type": ev.type,
+            "occurred_at": ev.occurred_at,
+            "received_at": now,
+            "idempotency_key": ev.idempotency_key,
+            "source": ev.source,
+            "sender": ev.sender[:160],
+            "attributes": ev.attributes,
+        }
+        for ev in events
+    ]
+    result = await db.execute(
+        insert(EVENTS).returning(EVENTS.c.id, sort_by_parameter_order=True), rows
+    )
+    ids = [r[0] for r in result.all()]
+    await db.execute(
+        insert(OUTBOX),
+        [
+            {
+                "msg_id": f"event:{eid}",
+                "subject": event_subject(ev.facility_code, ev.type),
+                "payload": event_message(eid, ev),
+                "created_at": now,
+                "published_at": None,
+                "attempts": 0,
+            }
+            for eid, ev in zip(ids, events, strict=True)
+        ],
+    )
+    return ids
 
 
 __all__ = [

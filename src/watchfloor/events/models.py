@@ -59,3 +59,24 @@ class SupervisionSetting(Base):
 
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     seconds: Mapped[int] = mapped_column(Integer)
+
+
+class TestSignal(Base):
+    """One end-to-end test signal of a facility (events/test_signal.py): when it was sent, when
+    ingest stored it, and when the pipeline's consumer processed it (None: not yet)."""
+
+    __tablename__ = "test_signals"
+    __test__ = False  # not a pytest test class
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("events.id", ondelete="SET NULL"), unique=True
+    )
+    source: Mapped[str] = mapped_column(String(20), default="system")
+    sender: Mapped[str] = mapped_column(String(160), default="")
+    sent_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]

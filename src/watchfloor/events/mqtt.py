@@ -9,8 +9,17 @@ account and an ACL that lets it publish only to its own topic (Mosquitto `acl_fi
 `user door-17` / `topic write watchfloor/DAL-FO/DOOR-17/event`). Watchfloor accepts topics only for
 facilities and devices it knows: anything else is dead-lettered, as is every malformed payload.
 Nothing a device sends can stop the bridge: errors are logged and the connection kept; a lost
-connection is retried with back-off (1 s doubling to 30 s). The session is persistent (fixed client
-id, QoS 1) so the broker keeps messages for Watchfloor while it restarts.
+connection is retried with back-off (1 s doubling to 30 s).
+
+Client identity and durability. The session is persistent (clean_session=False, QoS 1): while
+this process is disconnected the broker queues the messages of its subscription for its client id,
+and hands them over when the same id connects again. Each process therefore needs a client id of
+its own — two processes sharing one would take over each other's session (the broker disconnects
+the older one) and the queued messages could reach either. The id is
+`settings.mqtt_client_id` (WATCHFLOOR_MQTT_CLIENT_ID) when set, else `watchfloor-<host>-<pid>`:
+unique per process, so a reconnect after a network blip gets what was queued meanwhile, but a
+restarted process (new pid) starts a new session. For messages queued across restarts, give each
+process a stable id of its own (e.g. `watchfloor-api-1`); see docs/events.md.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 from urllib.parse import unquote, urlsplit
@@ -32,6 +42,20 @@ from watchfloor.events.ingest import EventBatcher, EventReceipt
 log = logging.getLogger("watchfloor.mqtt")
 TOPIC = "watchfloor/+/+/event"
 MAX_IN_FLIGHT = 2000  # messages being written at once (they share group commits)
+
+
+def default_client_id() -> str:
+    """`watchfloor-<host>-<pid>`: never shared by two processes (MQTT allows 23+ characters;
+    Mosquitto takes up to 65535; kept to 64 of [A-Za-z0-9-])."""
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())
+    pid = str(os.getpid())
+    return f"watchfloor-{host[: 64 - len(pid) - 12]}-{pid}"
+
+
+def client_id_for(settings: Settings | None, explicit: str | None = None) -> str:
+    """The MQTT client id of this process: explicit, else the setting, else the default."""
+    configured = explicit or (settings.mqtt_client_id.strip() if settings is not None else "")
+    return configured or default_client_id()
 
 
 def parse_topic(topic: str) -> tuple[str, str]:
@@ -63,7 +87,7 @@ class MqttIngest:
         self.clock = clock
         self.batcher = batcher
         self.topic = topic
-        self.client_id = client_id or f"watchfloor-ingest-{socket.gethostname()}"[:64]
+        self.client_id = client_id_for(settings, client_id)
         self.connected = asyncio.Event()
         self.received = 0
         self.accepted = 0

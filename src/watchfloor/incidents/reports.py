@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from watchfloor.clock import as_utc
+from watchfloor.audit import service as audit
+from watchfloor.auth.principal import Principal
+from watchfloor.clock import Clock, as_utc
 from watchfloor.incidents.models import Disposition, Incident, ResponseTarget
 from watchfloor.incidents.schemas import FacilityReport, MeasureResult, ResponseTimeReport
 from watchfloor.incidents.service import incident_metrics
@@ -117,6 +119,61 @@ async def response_time_report(
         facilities=reports,
         watch_floor=[_result(t, overall.get(t.id, _Tally())) for t in targets],
     )
+
+
+MEASURES = ("acknowledge", "dispatch", "on_scene")
+
+
+async def list_targets(db: AsyncSession) -> list[ResponseTarget]:
+    """Every response-time target, by priority then measure."""
+    rows = await db.scalars(
+        select(ResponseTarget).order_by(ResponseTarget.priority, ResponseTarget.measure)
+    )
+    return list(rows.all())
+
+
+async def set_target(
+    db: AsyncSession,
+    clock: Clock,
+    actor: Principal,
+    *,
+    priority: int,
+    measure: str,
+    seconds: int,
+    percent: int,
+) -> tuple[ResponseTarget, bool]:
+    """Create or change the target of (priority, measure); audited. Returns (target, created).
+    The caller checks the ranges (the API does with its schema) and commits."""
+    if measure not in MEASURES or not 1 <= priority <= 4:
+        raise ValueError(f"no such target: P{priority} {measure}")
+    target = await db.scalar(
+        select(ResponseTarget).where(
+            ResponseTarget.priority == priority, ResponseTarget.measure == measure
+        )
+    )
+    created = target is None
+    before = None if target is None else {"seconds": target.seconds, "percent": target.percent}
+    if target is None:
+        target = ResponseTarget(
+            priority=priority, measure=measure, seconds=seconds, percent=percent
+        )
+        db.add(target)
+    else:
+        target.seconds = seconds
+        target.percent = percent
+    await db.flush()
+    after = {"seconds": seconds, "percent": percent}
+    if before != after:
+        await audit.record(
+            db,
+            clock,
+            actor,
+            "response_target.set",
+            target_type="response_target",
+            target_id=target.id,
+            details={"priority": priority, "measure": measure, "before": before, "after": after},
+        )
+    return target, created
 
 
 def report_dict(report: ResponseTimeReport) -> dict[str, Any]:

@@ -642,6 +642,17 @@ async def facility_page(
         "staff": staff,
         "expired_staff": sum(1 for s in staff if s.expired),
     }
+    from watchfloor.events.test_signal import facility_status
+
+    settings = request.app.state.settings
+    ctx["test_signal"] = await facility_status(
+        db,
+        facility,
+        now,
+        minutes=settings.test_signal_minutes,
+        grace_seconds=settings.test_signal_grace_seconds,
+        recent=1,
+    )
     return render(request, "facility.html", ctx)
 
 
