@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -307,19 +307,13 @@ async def _touch_device(
     return back
 
 
-async def clear_device_alarms(
-    db: AsyncSession, clock: Clock, device: Device, alarm_types: Sequence[str], reason: str
+async def _clear(
+    db: AsyncSession, clock: Clock, condition: Any, text: str, data: dict[str, Any]
 ) -> list[Alarm]:
-    """Clear the device's active alarms of these types (the condition ended); each incident
-    touched gets a timeline entry and an update message."""
+    """Clear the active alarms matching `condition`; each incident touched gets a timeline
+    entry ("<text>: N alarm(s) cleared") and an update message."""
     alarms = (
-        await db.scalars(
-            select(Alarm).where(
-                Alarm.device_id == device.id,
-                Alarm.state == AlarmState.ACTIVE,
-                Alarm.type.in_(list(alarm_types)),
-            )
-        )
+        await db.scalars(select(Alarm).where(Alarm.state == AlarmState.ACTIVE, condition))
     ).all()
     now = clock.now()
     touched: dict[int, list[int]] = {}
@@ -338,54 +332,31 @@ async def clear_device_alarms(
                 at=now,
                 kind="alarm",
                 actor="system",
-                text=f"{device.name} ({device.code}) {reason}: {len(ids)} alarm(s) cleared",
-                data={"alarm_ids": ids, "device": device.code},
+                text=f"{text}: {len(ids)} alarm(s) cleared",
+                data={"alarm_ids": ids, **data},
             )
         )
         await incidents.publish_update(db, incident, "alarms_cleared")
     await db.flush()
     return list(alarms)
+
+
+async def clear_device_alarms(
+    db: AsyncSession, clock: Clock, device: Device, alarm_types: Sequence[str], reason: str
+) -> list[Alarm]:
+    """Clear the device's active alarms of these types (the condition ended)."""
+    condition = and_(Alarm.device_id == device.id, Alarm.type.in_(list(alarm_types)))
+    text = f"{device.name} ({device.code}) {reason}"
+    return await _clear(db, clock, condition, text, {"device": device.code})
 
 
 async def clear_facility_alarms(
     db: AsyncSession, clock: Clock, facility_id: int, rule_keys: Sequence[str], reason: str
 ) -> list[Alarm]:
     """Clear a facility's active alarms raised by these rules (a facility-wide condition ended,
-    e.g. a test signal got through again); each incident touched gets a timeline entry and an
-    update message."""
-    alarms = (
-        await db.scalars(
-            select(Alarm).where(
-                Alarm.facility_id == facility_id,
-                Alarm.state == AlarmState.ACTIVE,
-                Alarm.rule_key.in_(list(rule_keys)),
-            )
-        )
-    ).all()
-    now = clock.now()
-    touched: dict[int, list[int]] = {}
-    for alarm in alarms:
-        alarm.state = AlarmState.CLEARED.value
-        alarm.cleared_at = now
-        if alarm.incident_id is not None:
-            touched.setdefault(alarm.incident_id, []).append(alarm.id)
-    for incident_id, ids in touched.items():
-        incident = await db.get(Incident, incident_id)
-        if incident is None:
-            continue
-        db.add(
-            TimelineEntry(
-                incident_id=incident_id,
-                at=now,
-                kind="alarm",
-                actor="system",
-                text=f"{reason}: {len(ids)} alarm(s) cleared",
-                data={"alarm_ids": ids},
-            )
-        )
-        await incidents.publish_update(db, incident, "alarms_cleared")
-    await db.flush()
-    return list(alarms)
+    e.g. a test signal got through again)."""
+    condition = and_(Alarm.facility_id == facility_id, Alarm.rule_key.in_(list(rule_keys)))
+    return await _clear(db, clock, condition, reason, {})
 
 
 async def _sender_cancelled(db: AsyncSession, event_id: int | None) -> bool:
