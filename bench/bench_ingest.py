@@ -224,6 +224,7 @@ async def _load(port: int, headers: dict[str, str], seconds: float) -> tuple[flo
     """Requests per second from HTTP_CLIENTS concurrent keep-alive clients; and errors."""
     done = errors = 0
     run = f"{time.time_ns():x}"
+    etype = os.environ.get("BENCH_HTTP_TYPE", "door.forced")
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=HTTP_CLIENTS, max_keepalive_connections=HTTP_CLIENTS)
     async with httpx.AsyncClient(
@@ -236,10 +237,10 @@ async def _load(port: int, headers: dict[str, str], seconds: float) -> tuple[flo
             while time.perf_counter() < stop:
                 body = {
                     "device": f"D-{(w + i) % DEVICES}",
-                    "type": "door.forced",
+                    "type": etype,
                     "occurred_at": datetime.now(UTC).isoformat(),
                     "idempotency_key": f"h-{run}-{w}-{i}",
-                    "attributes": {"door": "Front"},
+                    "attributes": {"door": "Front"} if etype.startswith("door.") else {},
                 }
                 r = await client.post("/api/v1/events", json=body)
                 if r.status_code == 201:

@@ -86,6 +86,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app.include_router(targets_router, prefix="/api/v1")  # response-time targets
     app.include_router(test_signal_router, prefix="/api/v1")  # end-to-end test signals
+    from watchfloor.lockdown.api import router as lockdown_router
+    from watchfloor.notify.api import router as notify_router
+    from watchfloor.rollcall.api import router as rollcall_router
+
+    app.include_router(lockdown_router, prefix="/api/v1")  # lockdowns and door states
+    app.include_router(notify_router, prefix="/api/v1")  # alerts, deliveries, CAP feed
+    app.include_router(rollcall_router, prefix="/api/v1")  # roll calls and answers
+    from watchfloor.web.lockdown_pages import router as lockdown_pages
+    from watchfloor.web.notify_pages import router as notify_pages
+    from watchfloor.web.rollcall_pages import router as rollcall_pages
+
+    for pages in (lockdown_pages, notify_pages, rollcall_pages):
+        app.include_router(pages)
     app.include_router(web_router)
     mount_static(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

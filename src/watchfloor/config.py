@@ -106,6 +106,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Published outbox rows and consumer dedupe records are kept this long.",
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        max_length=300,
+        description="The address people reach this Watchfloor at (links in alerts and "
+        "roll-call messages).",
+    )
+
+    # --- door controllers (lockdown/drivers): settings named doors_*
+
+    # --- lockdown: settings named lockdown_*
+
+    # --- notifications (notify): settings named notify_*
+
+    # --- roll call (rollcall): settings named rollcall_*
 
     @field_validator("database_url")
     @classmethod

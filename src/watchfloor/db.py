@@ -278,6 +278,9 @@ def import_all_models() -> None:
     import watchfloor.bus.models
     import watchfloor.events.models
     import watchfloor.incidents.models
+    import watchfloor.lockdown.models
+    import watchfloor.notify.models
     import watchfloor.panic.models
     import watchfloor.people.models
+    import watchfloor.rollcall.models
     import watchfloor.sites.models  # noqa: F401

@@ -43,6 +43,9 @@ HANDLER_MODULES: tuple[str, ...] = (
     "watchfloor.alarms.handlers",
     "watchfloor.web.live",
     "watchfloor.events.test_signal",
+    "watchfloor.lockdown.handlers",
+    "watchfloor.notify.handlers",
+    "watchfloor.rollcall.handlers",
 )
 RESTART_DELAY_SECONDS = 1.0
 

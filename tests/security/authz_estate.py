@@ -7,6 +7,7 @@ person, a user granted there and an API token scoped there. Everything of A's ca
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,13 @@ from watchfloor.sites.models import (
 )
 
 MARKER = "ALFA"
+#: modules that add a domain's objects to both sides: `async def build(db, clock, a, b)` returns
+#: the path values (parameter name → value) naming facility A's objects of that domain
+DOMAIN_ESTATES = (
+    "estate_lockdown",
+    "estate_notify",
+    "estate_rollcall",
+)
 
 
 @dataclass
@@ -54,6 +62,8 @@ class Estate:
     b: Side
     # auth headers of the callers
     callers: dict[str, dict[str, str]] = field(default_factory=dict)
+    # path values for facility A's objects of the domains in DOMAIN_ESTATES
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def path_values(self) -> dict[str, Any]:
         """Path parameter name → the value that names facility A's object."""
@@ -76,6 +86,7 @@ class Estate:
             "priority": 1,  # escalation policies: with facility_code, A's override
             "press_id": a.press_id,
             "measure": "acknowledge",  # response targets (organisation-wide)
+            **self.extra,
         }
 
 
@@ -252,6 +263,10 @@ async def build_estate(db, clock, make_token) -> Estate:  # type: ignore[no-unty
     b = await _side(db, clock, org, "BRAVO", "Bravo")
     await db.commit()
     est = Estate(a=a, b=b)
+    for name in DOMAIN_ESTATES:
+        module = importlib.import_module(name)
+        est.extra.update(await module.build(db, clock, a, b))
+        await db.commit()
     est.callers["facility_manager@B"] = await make_token("facility_manager", facility=b.code)
     est.callers["admin@B"] = await make_token("admin", facility=b.code)
     est.callers["admin@org"] = await make_token("admin", org=True)

@@ -34,6 +34,11 @@ DEFAULT_RULES: tuple[DefaultRule, ...] = (
     DefaultRule("panic", "Panic", "panic.pressed", "panic", Priority.P1),
     DefaultRule("duress", "Duress", "duress.code", "duress", Priority.P1),
     DefaultRule("weapon", "Weapon detected", "weapon.detected", "weapon", Priority.P1),
+    DefaultRule("needs_help", "Person needs help", "person.needs_help", "needs_help", Priority.P1),
+    # a door that will not lock during a lockdown is a P1 trouble: someone must go and secure it
+    DefaultRule(
+        "lock_failed", "Door failed to lock", "door.lock_failed", "lock_failed", Priority.P1
+    ),
     DefaultRule("door_forced", "Door forced", "door.forced", "door_forced", Priority.P2),
     DefaultRule("glass_break", "Glass break", "glass.break", "glass_break", Priority.P2),
     DefaultRule(
@@ -79,7 +84,7 @@ DEFAULT_RULE_KEYS = frozenset(r.key for r in DEFAULT_RULES)
 
 # Life-safety rules stay on and stay P1 everywhere: they may be given attribute conditions (e.g. a
 # weapon detector's minimum confidence) but no schedule, zone or count that could silence them.
-LIFE_SAFETY_KEYS = frozenset({"panic", "duress", "weapon"})
+LIFE_SAFETY_KEYS = frozenset({"panic", "duress", "weapon", "needs_help"})
 LIFE_SAFETY_CONDITIONS = frozenset({"attributes"})
 
 # device.restored raises no alarm: it clears the device's active alarms of these types.

@@ -26,13 +26,13 @@ from watchfloor.alarms.service import handle_event
 from watchfloor.bus import Message, outbox, subject_token
 from watchfloor.clock import Clock
 from watchfloor.db import urgent_writes
+from watchfloor.events.ingest import LIFE_SAFETY_TYPES
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "alarms"
 LIFE_SAFETY_CONSUMER = "alarms-life-safety"
 SUBJECT = "event.>"
-LIFE_SAFETY_TYPES = frozenset({"panic.pressed", "duress.code", "weapon.detected"})
 # device bookkeeping the handler does whatever the rules say
 ALWAYS_HANDLED = LIFE_SAFETY_TYPES | {"device.offline", "device.trouble", "device.restored"}
 RULE_TYPES_TTL_SECONDS = 2.0

@@ -43,15 +43,39 @@ class Perm(StrEnum):
     ALARMS_READ = "alarms:read"  # alarm queue, incidents, alarm rules, response-time reports
     INCIDENTS_MANAGE = "incidents:manage"  # acknowledge, dispatch, contain, close, add notes
     RULES_WRITE = "alarm_rules:write"  # alarm rules (organisation rules need org scope)
+    LOCKDOWN_START = "lockdown:start"  # lock down a facility, zone or region (and drills)
+    LOCKDOWN_LIFT = "lockdown:lift"  # lift a lockdown (or approve another person's lift)
+    NOTIFY_SEND = "notify:send"  # compose and send alerts (and test alerts)
+    NOTIFY_READ = "notify:read"  # alerts, delivery dashboard, who has not acknowledged
+    ROLLCALL_READ = "rollcall:read"  # roll-call boards and their exports
+    ROLLCALL_MANAGE = "rollcall:manage"  # start / close a roll call, answer for a person
 
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
     Role.PROGRAMME_MANAGER: frozenset(
-        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.AUDIT_READ, Perm.ORG_IMPORT, Perm.ALARMS_READ}
+        {
+            Perm.SITES_READ,
+            Perm.PEOPLE_READ,
+            Perm.AUDIT_READ,
+            Perm.ORG_IMPORT,
+            Perm.ALARMS_READ,
+            Perm.NOTIFY_READ,
+            Perm.ROLLCALL_READ,
+        }
     ),
     Role.OPERATOR: frozenset(
-        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.ALARMS_READ, Perm.INCIDENTS_MANAGE}
+        {
+            Perm.SITES_READ,
+            Perm.PEOPLE_READ,
+            Perm.ALARMS_READ,
+            Perm.INCIDENTS_MANAGE,
+            Perm.LOCKDOWN_START,
+            Perm.NOTIFY_SEND,
+            Perm.NOTIFY_READ,
+            Perm.ROLLCALL_READ,
+            Perm.ROLLCALL_MANAGE,
+        }
     ),
     Role.FACILITY_MANAGER: frozenset(
         {
@@ -65,10 +89,24 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.ALARMS_READ,
             Perm.INCIDENTS_MANAGE,
             Perm.RULES_WRITE,
+            Perm.LOCKDOWN_START,
+            Perm.LOCKDOWN_LIFT,
+            Perm.NOTIFY_SEND,
+            Perm.NOTIFY_READ,
+            Perm.ROLLCALL_READ,
+            Perm.ROLLCALL_MANAGE,
         }
     ),
     Role.GUARD: frozenset(
-        {Perm.SITES_READ, Perm.PEOPLE_READ, Perm.ALARMS_READ, Perm.INCIDENTS_MANAGE}
+        {
+            Perm.SITES_READ,
+            Perm.PEOPLE_READ,
+            Perm.ALARMS_READ,
+            Perm.INCIDENTS_MANAGE,
+            Perm.LOCKDOWN_START,
+            Perm.ROLLCALL_READ,
+            Perm.ROLLCALL_MANAGE,
+        }
     ),
     Role.STAFF: frozenset(),
     Role.RESPONDER: frozenset({Perm.SITES_READ}),

@@ -103,6 +103,22 @@ class TestSignalMissingAttrs(StrictModel):
     grace_seconds: int | None = Field(default=None, ge=0)
 
 
+class NeedsHelpAttrs(StrictModel):
+    person: CleanStr | None = Field(default=None, max_length=200, description="Who needs help.")
+    employee_id: CleanStr | None = Field(default=None, max_length=40)
+    last_known_zone: CleanStr | None = Field(default=None, max_length=120)
+    roll_call_id: int | None = Field(default=None, ge=0, description="The roll call answered.")
+    channel: CleanStr | None = Field(default=None, max_length=20, description="link, sms, console.")
+
+
+class LockFailedAttrs(StrictModel):
+    door: CleanStr | None = Field(default=None, max_length=80, description="Door name or number.")
+    lockdown_id: int | None = Field(default=None, ge=0, description="The lockdown it failed in.")
+    attempts: int | None = Field(default=None, ge=0, le=1000)
+    reason: CleanStr | None = Field(default=None, max_length=200)
+    exercise: bool = Field(default=False, description="Failed during a drill (EXERCISE).")
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -132,6 +148,20 @@ CATALOGUE: dict[str, EventType] = {
             "life_safety",
             "A camera analytic or screening device detected a weapon.",
             WeaponAttrs,
+        ),
+        EventType(
+            "person.needs_help",
+            "life_safety",
+            'A person answered a roll call "need help" (or an operator recorded it for them).',
+            NeedsHelpAttrs,
+            system_only=True,
+        ),
+        EventType(
+            "door.lock_failed",
+            "trouble",
+            "A door did not confirm locked during a lockdown after every retry.",
+            LockFailedAttrs,
+            system_only=True,
         ),
         EventType("door.forced", "intrusion", "A door opened without a valid access.", DoorAttrs),
         EventType(

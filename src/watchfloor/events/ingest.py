@@ -45,7 +45,9 @@ from watchfloor.sites.models import Device, DeviceStatus, Facility
 log = logging.getLogger("watchfloor.events")
 
 #: event types whose alarms are life safety (alarms.handlers has its own consumer for them)
-LIFE_SAFETY_TYPES = frozenset({"panic.pressed", "duress.code", "weapon.detected"})
+LIFE_SAFETY_TYPES = frozenset(
+    {"panic.pressed", "duress.code", "weapon.detected", "person.needs_help"}
+)
 KEY_CHUNK = 400  # idempotency keys looked up per query (well under every driver's limit)
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
 DEVICES: Table = Device.__table__  # type: ignore[assignment]

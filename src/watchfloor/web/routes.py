@@ -165,6 +165,9 @@ async def shell(request: Request, db: AsyncSession, principal: Principal) -> dic
         "scopes": await queries.scope_labels(db, principal),
         "csrf": principal.extra.get("csrf", ""),
         "can_watch": principal.has_perm_anywhere(perms.ALARMS_READ),
+        "can_lockdown": principal.has_perm_anywhere(perms.ALARMS_READ),
+        "can_alerts": principal.has_perm_anywhere(perms.NOTIFY_READ),
+        "can_rollcall": principal.has_perm_anywhere(perms.ROLLCALL_READ),
         "can_sites": principal.has_perm_anywhere(Perm.SITES_READ),
         "can_panic": principal.kind == "user" and principal.has_perm_anywhere(perms.PANIC_RAISE),
     }

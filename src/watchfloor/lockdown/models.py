@@ -1,0 +1,3 @@
+"""Tables of the lockdown domain."""
+
+from __future__ import annotations

@@ -1,0 +1,9 @@
+"""Bus subscriptions of the rollcall domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+async def register(runtime: Any) -> None:
+    """Subscribe this domain's handlers; the runtime awaits this at start."""

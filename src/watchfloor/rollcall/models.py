@@ -1,0 +1,3 @@
+"""Tables of the rollcall domain."""
+
+from __future__ import annotations
