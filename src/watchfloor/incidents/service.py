@@ -586,6 +586,35 @@ async def add_note(
     return entry
 
 
+async def record_on_timeline(
+    db: AsyncSession,
+    clock: Clock,
+    incident_id: int,
+    kind: str,
+    text: str,
+    *,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry | None:
+    """An entry written by another domain (lockdown, notify, roll call) on an incident's
+    timeline, in the caller's transaction; the console hears of it. None if no such incident."""
+    incident = await db.get(Incident, incident_id)
+    if incident is None:
+        return None
+    entry = TimelineEntry(
+        incident_id=incident.id,
+        at=clock.now(),
+        kind=kind[:20],
+        actor=actor[:160],
+        text=text,
+        data=data or {},
+    )
+    db.add(entry)
+    await publish_update(db, incident, kind[:20])
+    await db.flush()
+    return entry
+
+
 async def confirm_cancel(
     db: AsyncSession, clock: Clock, actor: Actor, incident: Incident
 ) -> Incident:
