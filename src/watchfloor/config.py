@@ -79,7 +79,11 @@ class Settings(BaseSettings):
         default=500, ge=1, le=10_000, description="Group commit: most events in one transaction."
     )
     ingest_batch_wait_ms: float = Field(
-        default=2.0, ge=0, le=1_000, description="Group commit: how long to gather a batch."
+        default=0.0,
+        ge=0,
+        le=1_000,
+        description="Group commit: how long to wait for more events before writing (0: write "
+        "at once; what arrives meanwhile forms the next batch).",
     )
     test_signal_minutes: float = Field(
         default=15,
@@ -114,12 +118,155 @@ class Settings(BaseSettings):
     )
 
     # --- door controllers (lockdown/drivers): settings named doors_*
+    doors_driver: str = Field(
+        default="osdp",
+        pattern="^(osdp|memory)$",
+        description="Door controller driver: 'osdp' (OSDP over TCP to the controllers) or "
+        "'memory' (in-process stand-in for tests; commands no real door).",
+    )
+    doors_fleet_url: str = Field(
+        default="tcp://127.0.0.1:4601",
+        max_length=300,
+        description="Where the OSDP controllers are reached: tcp://host:port of a gateway (or "
+        "the simulated fleet of `watchfloor simulate doors`) that carries every controller; "
+        "each connection names its facility and controller first. See docs/doors.md.",
+    )
+    doors_osdp_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-controller endpoints that override doors_fleet_url: "
+        "'FACILITY/osdp://controller-N' (or 'FACILITY' for a whole facility) -> tcp://host:port.",
+    )
+    doors_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=120,
+        description="How long one door command waits for the controller's confirmation before "
+        "the door is reported as timed out.",
+    )
+    doors_connect_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long to wait for a controller's TCP connection and OSDP link to come up.",
+    )
+    doors_outputs_per_pd: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="Doors (OSDP outputs) per OSDP peripheral device: door K of a controller is "
+        "output (K-1) mod N of the PD at address (K-1) div N. Controller and Watchfloor must agree.",
+    )
+    doors_osdp_scbk: str = Field(
+        default="",
+        max_length=32,
+        pattern="^([0-9a-fA-F]{32})?$",
+        description="OSDP secure channel base key (32 hex digits) shared with the controllers; "
+        "unset = secure channel off.",
+    )
 
     # --- lockdown: settings named lockdown_*
+    lockdown_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="Lockdown: commands sent to a door (first try and retries) before it is "
+        "flagged as failed and a P1 'door failed to lock' alarm is raised.",
+    )
+    lockdown_retry_base_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="Lockdown: wait before the first retry of doors that did not confirm; "
+        "doubles with each retry (exponential backoff).",
+    )
+    lockdown_retry_max_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="Lockdown: the longest wait between two retries.",
+    )
+    lockdown_lift_requires_approval: bool = Field(
+        default=True,
+        description="Lifting a lockdown needs a second, different person with the lockdown:lift "
+        "permission to approve it (organisation-wide; drills too).",
+    )
 
     # --- notifications (notify): settings named notify_*
+    notify_smtp_host: str = Field(
+        default="127.0.0.1", max_length=200, description="SMTP server alerts are e-mailed through."
+    )
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    notify_smtp_security: str = Field(
+        default="none",
+        pattern="^(none|starttls|tls)$",
+        description="SMTP transport security: none, starttls or tls (implicit TLS, port 465).",
+    )
+    notify_smtp_username: str = Field(default="", max_length=200, description="SMTP login.")
+    notify_smtp_password: str = Field(default="", max_length=200, description="SMTP password.")
+    notify_smtp_from: str = Field(
+        default="Watchfloor Alerts <alerts@watchfloor.invalid>",
+        max_length=200,
+        description="From: address of alert e-mails.",
+    )
+    notify_smtp_connections: int = Field(
+        default=4, ge=1, le=64, description="Pooled SMTP connections kept open by the sender."
+    )
+    notify_smtp_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="SMTP connect / command timeout."
+    )
+    notify_sms_url: str = Field(
+        default="",
+        max_length=400,
+        description="Apprise URL of the SMS gateway with '{number}' where the phone number goes "
+        "(e.g. 'twilio://SID:TOKEN@+15550001111/{number}', or for a local test carrier "
+        "'json://127.0.0.1:8099/sms?:to={number}'); unset = SMS channel off.",
+    )
+    notify_sms_reply_token: str = Field(
+        default="",
+        max_length=200,
+        description="Shared secret the SMS gateway sends (header X-Webhook-Token) when it posts "
+        "a reply to /api/v1/notify/sms-reply; unset = the webhook refuses every call.",
+    )
+    notify_max_attempts: int = Field(
+        default=4, ge=1, le=20, description="Attempts per channel before falling back."
+    )
+    notify_retry_base_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Retry back-off: attempt n waits base * 2**(n-1) seconds (capped at 15 min).",
+    )
+    notify_rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"email": 500.0, "sms": 20.0, "default": 10.0},
+        description="Messages per second per provider (channel name; 'default' for the rest).",
+    )
+    notify_batch: int = Field(
+        default=200, ge=1, le=5000, description="Deliveries one sender pass claims at once."
+    )
+    notify_ack_link_hours: float = Field(
+        default=72.0, gt=0, le=24 * 30, description="How long an acknowledgement link works."
+    )
+    notify_claim_lease_seconds: float = Field(
+        default=120.0,
+        ge=5,
+        le=3600,
+        description="A delivery claimed by a sender that has not recorded the outcome after "
+        "this long (or whose process is gone) is sent again with the same Message-ID.",
+    )
 
     # --- roll call (rollcall): settings named rollcall_*
+    rollcall_link_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 14,
+        description="How long a roll-call answer link (the signed one-tap link sent to each "
+        "person) stays valid after the roll call started.",
+    )
+    rollcall_on_lockdown: bool = Field(
+        default=True,
+        description="Start a roll call of the facility automatically when a lockdown starts "
+        "(an EXERCISE roll call for a drill lockdown), unless one is already open.",
+    )
 
     @field_validator("database_url")
     @classmethod

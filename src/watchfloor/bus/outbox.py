@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _DIRTY = "watchfloor.outbox_dirty"
 _NEW = "watchfloor.outbox_new"  # OutboxMessage objects added in this session's transaction
+_BULK = "watchfloor.outbox_bulk"  # (id, msg_id, subject, payload) inserted without the ORM
 # relays by the engine they read (a commit on that engine wakes them)
 _relays: weakref.WeakKeyDictionary[Engine, set[OutboxRelay]] = weakref.WeakKeyDictionary()
 
@@ -176,9 +177,19 @@ def _committed_rows(rows: list[OutboxMessage]) -> list[tuple[int, str, str, Any]
     return found
 
 
+def note_bulk_rows(db: AsyncSession, rows: list[tuple[int, str, str, Any]]) -> None:
+    """Outbox rows the caller inserted in this transaction without the ORM (the event batcher's
+    bulk insert on SQLite) as (id, msg_id, subject, payload): handed to the relay in memory when
+    the transaction commits, like rows added with `add`."""
+    info = db.sync_session.info
+    info[_DIRTY] = True
+    info.setdefault(_BULK, []).extend(rows)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     rows: list[OutboxMessage] = session.info.pop(_NEW, [])
+    bulk: list[tuple[int, str, str, Any]] = session.info.pop(_BULK, [])
     if not session.info.pop(_DIRTY, False):
         return
     try:
@@ -189,17 +200,20 @@ def _after_commit(session: Session) -> None:
     if engine is None:
         return
     relays = list(_relays.get(engine, ()))
-    committed = _committed_rows(rows) if rows and relays else []
+    committed = (_committed_rows(rows) if rows and relays else []) + bulk
+    everything = len(committed) == len(rows) + len(bulk)
     for relay in relays:
-        if committed:
-            relay.offer(committed)
-        relay.kick()
+        # every row handed over in memory: nothing for a scan to find (and a scan per commit
+        # is a database read per commit); anything else wakes the relay to scan
+        if not (committed and relay.offer(committed) and everything):
+            relay.kick()
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(_DIRTY, None)
     session.info.pop(_NEW, None)
+    session.info.pop(_BULK, None)
 
 
 MARK_BATCH = 200  # mark published once this many rows are done ...
@@ -264,16 +278,20 @@ class OutboxRelay:
         """Wake the relay now (called after commits that added outbox rows)."""
         self._wake.set()
 
-    def offer(self, rows: Iterable[tuple[int, str, str, Any]]) -> None:
+    def offer(self, rows: Iterable[tuple[int, str, str, Any]]) -> bool:
         """Rows a commit on this relay's database just made durable, handed over in memory
         (id, msg_id, subject, payload): publish them now instead of after a re-read. The scan
-        stays the path for everything else (bulk inserts, other processes, a crash)."""
+        stays the path for everything else (other processes, a crash). False: not taken (this
+        relay is not running on the in-process bus); the caller kicks it to scan instead."""
         if not self.concurrent or not self._running or self._stopping:
-            return
-        with contextlib.suppress(RuntimeError):  # no running loop: the scan will find them
+            return False
+        try:
             for row_id, msg_id, subject, payload in rows:
                 if row_id not in self._in_flight:
                     self._publish(row_id, msg_id, subject, payload)
+        except RuntimeError:  # no running loop: the scan will find them
+            return False
+        return True
 
     def _publish(self, row_id: int, msg_id: str, subject: str, payload: Any) -> None:
 
@@ -402,7 +420,15 @@ class OutboxRelay:
             self._failed.append(row_id)
         else:
             self._done.append(row_id)
-        self.kick()
+        # marking published is bookkeeping: start it when a batch of marks is due, without a
+        # relay pass (the loop also does it on its poll)
+        if len(self._done) + len(self._failed) >= MARK_BATCH and (
+            self._bookkeeping is None or self._bookkeeping.done()
+        ):
+            self._last_mark = time.monotonic()
+            self._bookkeeping = asyncio.get_running_loop().create_task(
+                self._keep_books(), name="outbox-relay-bookkeeping"
+            )
 
     async def _mark_done(self) -> int:
         async with self._mark_lock:

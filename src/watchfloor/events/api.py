@@ -66,7 +66,7 @@ def get_batcher(request: Request) -> EventBatcher:
             request.app.state.sessionmaker,
             request.app.state.clock,
             max_batch=getattr(settings, "ingest_batch_max", 500),
-            max_wait_ms=getattr(settings, "ingest_batch_wait_ms", 2.0),
+            max_wait_ms=getattr(settings, "ingest_batch_wait_ms", 0.0),
         )
         request.app.state.event_batcher = own
     return own

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, or_, select, text, tuple_, update
+import orjson
+from sqlalchemy import Table, and_, case, insert, or_, select, tuple_, update
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from watchfloor.bus import subject_token
+from watchfloor.bus import outbox, subject_token
 from watchfloor.bus.models import OutboxMessage
 from watchfloor.clock import Clock
 from watchfloor.db import urgent_writes
@@ -77,6 +78,7 @@ class ValidatedEvent:
     _sqlite: tuple[str, str, str] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _message: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -359,7 +361,7 @@ class EventBatcher:
         self.events_written += len(events)
         for hook in self.on_commit:
             hook(len(events))
-        if self.relay_kick is not None:
+        if self.relay_kick is not None and not self._sqlite:  # SQLite: handed over on commit
             try:
                 self.relay_kick()
             except Exception:  # the relay also polls; a failed kick only delays
@@ -413,18 +415,14 @@ async def _existing_keys(
     return found
 
 
-async def write_events(
-    db: AsyncSession, clock: Clock, events: Sequence[ValidatedEvent]
-) -> list[EventReceipt]:
-    """Write the events, their outbox rows and the device updates into `db` (flushed, not
-    committed). The receipts come back in the events' order."""
-    now = clock.now()
-    keys = {(e.facility_id, e.idempotency_key) for e in events if e.idempotency_key}
-    existing = await _existing_keys(db, keys) if keys else {}
-
-    # Which events are new; duplicates point at the event (stored or in this batch) they repeat.
+def _classify(
+    events: Sequence[ValidatedEvent], existing: dict[tuple[int, str], int]
+) -> tuple[list[ValidatedEvent], list[tuple[str, int]]]:
+    """Which events are new; the others point at the event (stored, or earlier in this batch)
+    they repeat. Returns the new events and one slot per event: ("db", event id) | ("dup",
+    index into new) | ("new", index into new)."""
     new: list[ValidatedEvent] = []
-    slot: list[tuple[str, int]] = []  # ("db", event id) | ("new", index into `new`)
+    slot: list[tuple[str, int]] = []
     first_in_batch: dict[tuple[int, str], int] = {}
     for ev in events:
         key = (ev.facility_id, ev.idempotency_key) if ev.idempotency_key else None
@@ -437,11 +435,53 @@ async def write_events(
                 first_in_batch[key] = len(new)
             slot.append(("new", len(new)))
             new.append(ev)
+    return new, slot
 
-    sqlite = db.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        # Take SQLite's write lock now, so the ids counted below stay ours until commit.
-        await db.execute(text("UPDATE events SET id = id WHERE 0"))
+
+def _restored_event(ev: ValidatedEvent, device_id: int, now: datetime) -> ValidatedEvent:
+    """The synthetic `device.restored` of a device heard while it was marked offline."""
+    return ValidatedEvent(
+        facility_id=ev.facility_id,
+        facility_code=ev.facility_code,
+        type="device.restored",
+        occurred_at=now,
+        device_id=device_id,
+        device_code=ev.device_code,
+        zone_id=ev.zone_id,
+        attributes={"previous_status": DeviceStatus.OFFLINE.value},
+        source="system",
+        sender="system:supervision",
+        heard=False,
+    )
+
+
+def _receipts(
+    slot: list[tuple[str, int]], ids_of_new: dict[int, int], repeat_of: dict[int, int]
+) -> list[EventReceipt]:
+    receipts: list[EventReceipt] = []
+    for kind, ref in slot:
+        if kind == "db":
+            receipts.append(EventReceipt(ref, duplicate=True))
+        elif ref in repeat_of:
+            receipts.append(EventReceipt(repeat_of[ref], duplicate=True))
+        elif ref not in ids_of_new:
+            receipts.append(EventReceipt(0, skipped=True))
+        else:
+            receipts.append(EventReceipt(ids_of_new[ref], duplicate=kind == "dup"))
+    return receipts
+
+
+async def write_events(
+    db: AsyncSession, clock: Clock, events: Sequence[ValidatedEvent]
+) -> list[EventReceipt]:
+    """Write the events, their outbox rows and the device updates into `db` (flushed, not
+    committed). The receipts come back in the events' order."""
+    if db.get_bind().dialect.name == "sqlite":
+        return await _write_events_sqlite(db, clock.now(), events)
+    now = clock.now()
+    keys = {(e.facility_id, e.idempotency_key) for e in events if e.idempotency_key}
+    existing = await _existing_keys(db, keys) if keys else {}
+    new, slot = _classify(events, existing)
 
     # Devices heard: one UPDATE for all of them. Supervision status changes: one each.
     heard: set[int] = set()
@@ -473,14 +513,18 @@ async def write_events(
     heard_only = sorted(heard - set(status_set))
     restored: list[ValidatedEvent] = []
     if heard_only:
-        await db.execute(
-            update(DEVICES).where(DEVICES.c.id.in_(heard_only)).values(last_seen_at=now)
-        )
-        # A device heard for the first time is online (no alarm: it was never missing).
+        # Heard now; a device heard for the first time is online (no alarm: it was never
+        # missing).
         await db.execute(
             update(DEVICES)
-            .where(DEVICES.c.id.in_(heard_only), DEVICES.c.status == DeviceStatus.UNKNOWN)
-            .values(status=DeviceStatus.ONLINE)
+            .where(DEVICES.c.id.in_(heard_only))
+            .values(
+                last_seen_at=now,
+                status=case(
+                    (DEVICES.c.status == DeviceStatus.UNKNOWN, DeviceStatus.ONLINE.value),
+                    else_=DEVICES.c.status,
+                ),
+            )
         )
         # A device heard while offline is back: flip it (only one writer wins) and say so.
         back = (
@@ -491,92 +535,105 @@ async def write_events(
                 .returning(DEVICES.c.id)
             )
         ).scalars()
-        for device_id in sorted(back):
-            ev = by_device[device_id]
-            restored.append(
-                ValidatedEvent(
-                    facility_id=ev.facility_id,
-                    facility_code=ev.facility_code,
-                    type="device.restored",
-                    occurred_at=now,
-                    device_id=device_id,
-                    device_code=ev.device_code,
-                    zone_id=ev.zone_id,
-                    attributes={"previous_status": DeviceStatus.OFFLINE.value},
-                    source="system",
-                    sender="system:supervision",
-                    heard=False,
-                )
-            )
+        restored = [_restored_event(by_device[d], d, now) for d in sorted(back)]
 
     kept = [i for i, ev in enumerate(new) if id(ev) not in dropped]
     to_insert = [new[i] for i in kept] + restored
-    ids: list[int] = []
-    if to_insert:
-        if sqlite:
-            ids = await _insert_sqlite(db, now, to_insert)
-        else:
-            ids = await _insert_core(db, now, to_insert)
-
-    id_of_new = {i: ids[pos] for pos, i in enumerate(kept)}
-    receipts: list[EventReceipt] = []
-    for kind, ref in slot:
-        if kind == "db":
-            receipts.append(EventReceipt(ref, duplicate=True))
-        elif ref not in id_of_new:
-            receipts.append(EventReceipt(0, skipped=True))
-        else:
-            receipts.append(EventReceipt(id_of_new[ref], duplicate=kind == "dup"))
-    return receipts
+    ids = await _insert_core(db, now, to_insert) if to_insert else []
+    return _receipts(slot, {i: ids[pos] for pos, i in enumerate(kept)}, {})
 
 
-# SQLite's DATETIME storage format as SQLAlchemy writes it (UTC, no offset, always microseconds)
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
-_dumps = json.JSONEncoder(ensure_ascii=True).encode  # what SQLAlchemy's JSON type writes
+# --------------------------------------------------------------------------- SQLite fast path
 
 
-def _sqlite_time(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: store UTC-aware datetimes only")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.strftime(_SQLITE_TIME)
-
-
-_PAYLOAD_HEAD = '{"event_id": 0'
-
-
-def _sqlite_values(ev: ValidatedEvent) -> tuple[str, str, str]:
-    """(occurred_at as stored, attributes JSON, outbox payload JSON after its event id): the
-    payload is `event_message` serialised, whose first key is the event id, known only at
-    insert time."""
-    found = ev._sqlite
-    if found is None:
-        payload = _dumps(event_message(0, ev))
-        assert payload.startswith(_PAYLOAD_HEAD)
-        found = ev._sqlite = (
-            _sqlite_time(ev.occurred_at),
-            _dumps(ev.attributes),
-            payload[len(_PAYLOAD_HEAD) :],
-        )
-    return found
-
-
-async def _insert_sqlite(
+async def _write_events_sqlite(
     db: AsyncSession, now: datetime, events: Sequence[ValidatedEvent]
-) -> list[int]:
-    """The events and their outbox rows as two plain executemany calls with ids we assign (the
-    caller holds SQLite's write lock): no per-row ORM or type-processing work, and no RETURNING
-    (which SQLAlchemy must run row by row on SQLite to keep the order). The values are written
-    exactly as the Core types would write them (times as UTC text, JSON via json)."""
+) -> list[EventReceipt]:
+    """SQLite: the whole write in ONE call on the database's own thread.
+
+    Through SQLAlchemy each statement is a round trip between the event loop and aiosqlite's
+    thread (a queue hand-off each way), and a batch takes about nine of them; under load every
+    one waits for the loop. Here one statement through SQLAlchemy opens the transaction and
+    takes this process's write gate (db.py) and SQLite's write lock, then `_write_sync` runs
+    every other statement with the plain sqlite3 connection on aiosqlite's thread, in that same
+    transaction (the session commits it as usual). The values are written exactly as the Core
+    types write them (times as UTC text, JSON text)."""
+    new, slot = _classify(events, {})  # stored keys: the insert itself skips them
+    for ev in new:
+        _sqlite_values(ev)  # serialised here (usually already done in submit)
     conn = await db.connection()
-    top = (await conn.execute(select(func.max(EVENTS.c.id)))).scalar_one() or 0
-    ids = list(range(top + 1, top + 1 + len(events)))
+    # Take SQLite's write lock now, so the ids counted in _write_sync stay ours until commit.
+    await conn.exec_driver_sql("UPDATE events SET id = id WHERE 0")
+    raw = await conn.get_raw_connection()
+    aio: Any = raw.driver_connection  # aiosqlite.Connection
+    ids_of_new, repeat_of, relayed = await aio._execute(_write_sync, aio, now, new)
+    outbox.note_bulk_rows(db, relayed)  # handed to the relay in memory on commit
+    return _receipts(slot, ids_of_new, repeat_of)
+
+
+def _write_sync(
+    aio: Any, now: datetime, new: list[ValidatedEvent]
+) -> tuple[dict[int, int], dict[int, int], list[tuple[int, str, str, Any]]]:
+    """Runs on aiosqlite's thread inside the open transaction. Returns {index into new: event
+    id} for the events written, {index into new: id of the stored event it repeats}, and the
+    outbox rows written as (id, msg_id, subject, message)."""
+    sq: Any = aio._conn  # the sqlite3 connection
     stamp = _sqlite_time(now)
-    prepared = [_sqlite_values(ev) for ev in events]
-    await conn.exec_driver_sql(
+    heard: set[int] = set()
+    status_set: dict[int, int] = {}  # device id -> index into new
+    first_of_device: dict[int, int] = {}
+    for i, ev in enumerate(new):
+        if ev.device_id is None:
+            continue
+        first_of_device.setdefault(ev.device_id, i)
+        if ev.heard:
+            heard.add(ev.device_id)
+        if ev.device_status:
+            status_set[ev.device_id] = i
+    dropped: set[int] = set()  # indexes into new made moot
+    for device_id, i in sorted(status_set.items()):
+        sev = new[i]
+        sql = "UPDATE devices SET status = ?"
+        args: list[Any] = [sev.device_status]
+        if device_id in heard:
+            sql += ", last_seen_at = ?"
+            args.append(stamp)
+        sql += " WHERE id = ?"
+        args.append(device_id)
+        if sev.unless_heard_since is not None and device_id not in heard:
+            sql += " AND (last_seen_at IS NULL OR last_seen_at <= ?)"
+            args.append(_sqlite_time(sev.unless_heard_since))
+        if sq.execute(sql + " RETURNING id", args).fetchone() is None:
+            dropped.add(i)
+    heard_only = sorted(heard - set(status_set))
+    restored: list[ValidatedEvent] = []
+    if heard_only:
+        wanted = _dumps(heard_only)  # the ids as one JSON array parameter
+        sq.execute(
+            "UPDATE devices SET last_seen_at = ?, status = CASE WHEN status = ? THEN ? ELSE"
+            " status END WHERE id IN (SELECT value FROM json_each(?))",
+            (stamp, DeviceStatus.UNKNOWN.value, DeviceStatus.ONLINE.value, wanted),
+        )
+        back = sq.execute(
+            "UPDATE devices SET status = ? WHERE status = ? AND id IN"
+            " (SELECT value FROM json_each(?)) RETURNING id",
+            (DeviceStatus.ONLINE.value, DeviceStatus.OFFLINE.value, wanted),
+        ).fetchall()
+        for (device_id,) in sorted(back):
+            ev = _restored_event(new[first_of_device[device_id]], device_id, now)
+            _sqlite_values(ev)
+            restored.append(ev)
+    kept = [i for i in range(len(new)) if i not in dropped]
+    rows = [new[i] for i in kept] + restored
+    if not rows:
+        return {}, {}, []
+    top = sq.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    ids = list(range(top + 1, top + 1 + len(rows)))
+    prepared = [_sqlite_values(ev) for ev in rows]
+    sq.executemany(
         "INSERT INTO events (id, facility_id, device_id, zone_id, type, occurred_at, received_at,"
-        " idempotency_key, source, sender, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        " idempotency_key, source, sender, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT DO NOTHING",
         [
             (
                 eid,
@@ -591,23 +648,106 @@ async def _insert_sqlite(
                 ev.sender[:160],
                 values[1],
             )
-            for eid, ev, values in zip(ids, events, prepared, strict=True)
+            for eid, ev, values in zip(ids, rows, prepared, strict=True)
         ],
     )
-    await conn.exec_driver_sql(
-        "INSERT INTO outbox (msg_id, subject, payload, created_at, published_at, attempts)"
-        " VALUES (?,?,?,?,NULL,0)",
-        [
-            (
-                f"event:{eid}",
-                event_subject(ev.facility_code, ev.type),
-                f'{{"event_id": {eid}{values[2]}',
-                stamp,
-            )
-            for eid, ev, values in zip(ids, events, prepared, strict=True)
-        ],
+    # An event whose idempotency key is already stored was skipped by the insert (ON CONFLICT
+    # DO NOTHING): the ids present say which were written; only the skipped are looked up.
+    repeats: dict[int, int] = {}  # position in rows -> the stored event's id
+    if any(ev.idempotency_key for ev in rows):
+        written = sq.execute(
+            "SELECT count(*) FROM events WHERE id BETWEEN ? AND ?", (ids[0], ids[-1])
+        ).fetchone()[0]
+        if written != len(ids):
+            present = {
+                r[0]
+                for r in sq.execute(
+                    "SELECT id FROM events WHERE id BETWEEN ? AND ?", (ids[0], ids[-1])
+                )
+            }
+            for pos, eid in enumerate(ids):
+                if eid in present:
+                    continue
+                ev = rows[pos]
+                hit = sq.execute(
+                    "SELECT id FROM events WHERE facility_id = ? AND idempotency_key = ?",
+                    (ev.facility_id, ev.idempotency_key),
+                ).fetchone()
+                if hit is None:  # cannot happen: the only conflict is a stored key
+                    raise RuntimeError(f"event {eid} was neither written nor found")
+                repeats[pos] = hit[0]
+    first = sq.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0] + 1
+    relayed: list[tuple[int, str, str, Any]] = []
+    outbox_rows = []
+    for pos, (eid, ev, values) in enumerate(zip(ids, rows, prepared, strict=True)):
+        if pos in repeats:
+            continue
+        row_id = first + len(relayed)
+        msg_id, subject = f"event:{eid}", event_subject(ev.facility_code, ev.type)
+        outbox_rows.append((row_id, msg_id, subject, f'{{"event_id":{eid}{values[2]}', stamp))
+        relayed.append((row_id, msg_id, subject, _message(ev, eid)))
+    sq.executemany(
+        "INSERT INTO outbox (id, msg_id, subject, payload, created_at, published_at, attempts)"
+        " VALUES (?,?,?,?,?,NULL,0)",
+        outbox_rows,
     )
-    return ids
+    ids_of_new = {i: ids[pos] for pos, i in enumerate(kept)}
+    repeat_of = {i: repeats[pos] for pos, i in enumerate(kept) if pos in repeats}
+    return ids_of_new, repeat_of, relayed
+
+
+# SQLite's DATETIME storage format as SQLAlchemy writes it (UTC, no offset, always microseconds)
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_stdlib_dumps = json.JSONEncoder(ensure_ascii=True).encode  # what SQLAlchemy's JSON type writes
+
+
+def _dumps(value: Any) -> str:
+    """JSON text (orjson: several times faster than json; any JSON reader reads both). Values
+    orjson refuses (integers past 64 bits, which a device's free-form attributes may hold) go
+    through json."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _stdlib_dumps(value)
+
+
+def _sqlite_time(value: datetime) -> str:
+    """As SQLAlchemy stores a datetime on SQLite: UTC, no offset, always with microseconds
+    (str() of a naive datetime; formatting with strftime costs three times as much)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: store UTC-aware datetimes only")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    stored = str(value.replace(tzinfo=None))
+    return stored if value.microsecond else stored + ".000000"
+
+
+_PAYLOAD_HEAD = '{"event_id":0'
+
+
+def _sqlite_values(ev: ValidatedEvent) -> tuple[str, str, str]:
+    """(occurred_at as stored, attributes JSON, outbox payload JSON after its event id): the
+    payload is `event_message` serialised, whose first key is the event id, known only at
+    insert time."""
+    found = ev._sqlite
+    if found is None:
+        message = ev._message = event_message(0, ev)
+        payload = _dumps(message)
+        assert payload.startswith(_PAYLOAD_HEAD)
+        found = ev._sqlite = (
+            _sqlite_time(ev.occurred_at),
+            _dumps(ev.attributes),
+            payload[len(_PAYLOAD_HEAD) :],
+        )
+    return found
+
+
+def _message(ev: ValidatedEvent, event_id: int) -> dict[str, Any]:
+    """The bus message of a written event (the dict serialised by `_sqlite_values`, given its
+    id: each event is written once)."""
+    message = ev._message if ev._message is not None else event_message(event_id, ev)
+    message["event_id"] = event_id
+    return message
 
 
 async def _insert_core(
