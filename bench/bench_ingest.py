@@ -220,11 +220,32 @@ def _serve(args: list[str], env: dict[str, str], port: int, cwd: Path) -> subpro
     raise RuntimeError("server did not start")
 
 
+#: the device traffic of `watchfloor simulate` in proportion: mostly heartbeats and door and
+#: sensor chatter; one event in seven raises an alarm (held-open and forced doors)
+TRAFFIC_MIX: list[tuple[str, dict[str, Any], int]] = [
+    ("device.heartbeat", {"firmware": "sim-1.0"}, 10),
+    ("motion.detected", {"count": 1}, 4),
+    ("reader.access_denied", {"reason": "expired"}, 3),
+    ("door.held_open", {"held_seconds": 45}, 2),
+    ("door.forced", {"door": "Front"}, 1),
+]
+
+
+def _mix() -> list[tuple[str, dict[str, Any]]]:
+    """The events the HTTP clients send, in turn: BENCH_HTTP_TYPE=<type> sends only that type
+    (e.g. door.forced: an alarm for every event)."""
+    only = os.environ.get("BENCH_HTTP_TYPE")
+    if only:
+        attrs = next((a for t, a, _w in TRAFFIC_MIX if t == only), {})
+        return [(only, attrs)]
+    return [(t, a) for t, a, weight in TRAFFIC_MIX for _ in range(weight)]
+
+
 async def _load(port: int, headers: dict[str, str], seconds: float) -> tuple[float, int]:
     """Requests per second from HTTP_CLIENTS concurrent keep-alive clients; and errors."""
     done = errors = 0
     run = f"{time.time_ns():x}"
-    etype = os.environ.get("BENCH_HTTP_TYPE", "door.forced")
+    mix = _mix()
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=HTTP_CLIENTS, max_keepalive_connections=HTTP_CLIENTS)
     async with httpx.AsyncClient(
@@ -235,12 +256,13 @@ async def _load(port: int, headers: dict[str, str], seconds: float) -> tuple[flo
             nonlocal done, errors
             i = 0
             while time.perf_counter() < stop:
+                etype, attributes = mix[(w * 7 + i) % len(mix)]
                 body = {
                     "device": f"D-{(w + i) % DEVICES}",
                     "type": etype,
                     "occurred_at": datetime.now(UTC).isoformat(),
                     "idempotency_key": f"h-{run}-{w}-{i}",
-                    "attributes": {"door": "Front"} if etype.startswith("door.") else {},
+                    "attributes": attributes,
                 }
                 r = await client.post("/api/v1/events", json=body)
                 if r.status_code == 201:

@@ -12,7 +12,11 @@ from sqlalchemy import select
 from watchfloor.alarms import rules
 from watchfloor.alarms.handlers import handle_message
 from watchfloor.alarms.models import Alarm, AlarmRule, AlarmState
+from watchfloor.alarms.service import handle_event
 from watchfloor.bus import Message
+from watchfloor.bus.models import OutboxMessage
+from watchfloor.events.ingest import ValidatedEvent, write_events
+from watchfloor.events.models import Event
 from watchfloor.incidents.models import Incident
 from watchfloor.sites.models import Device
 
@@ -120,11 +124,30 @@ async def test_device_restored_clears_trouble_and_offline_but_raises_nothing(
 
 
 async def test_a_device_heard_again_clears_its_offline_alarm(db, clock, site: Site) -> None:  # type: ignore[no-untyped-def]
+    """Ingest hears an offline device: it sets it online and writes `device.restored`, whose
+    alarm handling clears the offline alarm."""
     offline = await emit(db, clock, site, "HQ", "device.offline", "READER-1")
     device = await db.get(Device, site.devices["HQ/READER-1"], populate_existing=True)
     assert device is not None and device.status == "offline"
     clock.advance(seconds=5)
-    await emit(db, clock, site, "HQ", "device.heartbeat", "READER-1")
+    heartbeat = ValidatedEvent(
+        facility_id=site.facilities["HQ"],
+        facility_code="HQ",
+        type="device.heartbeat",
+        occurred_at=clock.now(),
+        device_id=device.id,
+        device_code="READER-1",
+    )
+    await write_events(db, clock, [heartbeat])
+    await db.commit()
+    restored = (await db.scalars(select(Event).where(Event.type == "device.restored"))).one()
+    message = (
+        await db.scalars(
+            select(OutboxMessage).where(OutboxMessage.msg_id == f"event:{restored.id}")
+        )
+    ).one()
+    await handle_event(db, clock, message.payload)
+    await db.commit()
     alarm = await db.get(Alarm, offline[0].id, populate_existing=True)
     assert alarm is not None and alarm.state == AlarmState.CLEARED
     device = await db.get(Device, site.devices["HQ/READER-1"], populate_existing=True)
@@ -285,6 +308,31 @@ async def test_a_redelivered_event_message_raises_no_second_alarm(
     assert await handle_message(sessionmaker, clock, again) == 0
     assert await count_alarms(db) == 1
     assert len(await alarm_messages(db, "HQ", 1)) == 1
+
+
+async def test_an_event_that_raises_nothing_takes_no_write(
+    db, clock, site: Site, sessionmaker
+) -> None:  # type: ignore[no-untyped-def]
+    """Motion in opening hours raises nothing: the handler writes no dedupe record (repeating
+    the evaluation is harmless) and a redelivery still raises nothing; after hours the same
+    event raises its alarm once and is recorded as handled."""
+    from watchfloor.bus.models import ProcessedMessage
+
+    clock.set(MONDAY_OPEN_HQ)
+    payload = await store_event(db, clock, site, "HQ", "motion.detected", "MOTION-1")
+    await db.commit()
+    msg = Message(subject="event.HQ.motion_detected", data=payload, msg_id="m-open")
+    assert await handle_message(sessionmaker, clock, msg) == 0
+    assert await handle_message(sessionmaker, clock, msg) == 0
+    assert (await db.scalars(select(ProcessedMessage))).all() == []
+    clock.set(datetime(2026, 1, 5, 10, 0, tzinfo=UTC))  # 04:00 in Chicago: closed
+    payload = await store_event(db, clock, site, "HQ", "motion.detected", "MOTION-1")
+    await db.commit()
+    night = Message(subject="event.HQ.motion_detected", data=payload, msg_id="m-night")
+    assert await handle_message(sessionmaker, clock, night) == 1
+    assert await handle_message(sessionmaker, clock, night) == 0
+    handled = (await db.scalars(select(ProcessedMessage.msg_id))).all()
+    assert handled == ["m-night"]
 
 
 async def test_messages_naming_unknown_things_are_ignored(

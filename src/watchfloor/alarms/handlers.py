@@ -18,8 +18,9 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from watchfloor.alarms.models import AlarmRule
 from watchfloor.alarms.service import handle_event
@@ -36,6 +37,18 @@ SUBJECT = "event.>"
 # device bookkeeping the handler does whatever the rules say
 ALWAYS_HANDLED = LIFE_SAFETY_TYPES | {"device.offline", "device.trouble", "device.restored"}
 RULE_TYPES_TTL_SECONDS = 2.0
+_FLUSHED = "watchfloor.alarms.flushed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _context: Any) -> None:
+    session.info[_FLUSHED] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_flush(session: Session, *_args: Any) -> None:
+    session.info.pop(_FLUSHED, None)
 
 
 class RuleTypes:
@@ -67,13 +80,29 @@ async def handle_message(
     """Handle one `event.*` message; returns how many alarms it raised (0 for a redelivery)."""
 
     async with sessionmaker() as db:
-        if not await outbox.first_delivery(db, CONSUMER, msg.msg_id, clock=clock):
+        # Reads first: most routine events raise nothing (motion in opening hours, a refused
+        # card below its count), and an evaluation that changes nothing is safe to repeat, so
+        # it needs no dedupe record and takes no write lock at all.
+        if await outbox.handled_before(db, CONSUMER, msg.msg_id):
             return 0
-        alarms = await handle_event(
-            db, clock, msg.data, correlation_window_seconds=correlation_window_seconds
-        )
+        with db.no_autoflush:
+            alarms = await handle_event(
+                db, clock, msg.data, correlation_window_seconds=correlation_window_seconds
+            )
+        if not alarms and not (db.new or db.dirty or db.deleted) and not _wrote(db):
+            await db.rollback()
+            return 0
+        if not await outbox.first_delivery(db, CONSUMER, msg.msg_id, clock=clock):
+            raise RuntimeError(f"{msg.msg_id} was handled by another consumer meanwhile")
         await db.commit()
     return len(alarms)
+
+
+def _wrote(db: AsyncSession) -> bool:
+    """Whether the session flushed changes in its transaction (outbox messages or rows)."""
+    return bool(db.sync_session.info.get("watchfloor.outbox_dirty")) or bool(
+        db.sync_session.info.get(_FLUSHED)
+    )
 
 
 class LifeSafetyHandler:

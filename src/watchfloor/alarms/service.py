@@ -284,6 +284,10 @@ def _title(rule: AlarmRule, zone: Zone | None, device: Device | None) -> str:
     return (rule.name + (" — " + ", ".join(dict.fromkeys(where)) if where else ""))[:300]
 
 
+#: event types whose handling changes the device's status (offline, trouble, back to normal)
+DEVICE_STATUS_TYPES = frozenset({"device.offline", "device.trouble", "device.restored"})
+
+
 async def _touch_device(
     db: AsyncSession, clock: Clock, device: Device, event_type: str, occurred_at: datetime
 ) -> bool:
@@ -404,7 +408,9 @@ async def handle_event(
     attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
     assert isinstance(attributes, dict)
 
-    if device is not None:
+    # Ingest keeps last_seen_at and online/offline current for every event (and writes the
+    # device.restored of a device heard again); the statuses these types carry are set here.
+    if device is not None and event_type in DEVICE_STATUS_TYPES:
         heard_again = await _touch_device(db, clock, device, event_type, occurred_at)
         if event_type == "device.restored":
             await clear_device_alarms(db, clock, device, sorted(CLEARED_BY_RESTORE), "restored")
