@@ -22,6 +22,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from watchfloor.alarms.cues import LifeSafetyCues
 from watchfloor.alarms.models import AlarmRule
 from watchfloor.alarms.service import handle_event
 from watchfloor.bus import Message, outbox, subject_token
@@ -117,14 +118,18 @@ class LifeSafetyHandler:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         correlation_window_seconds: float | None = None,
+        cues: LifeSafetyCues | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.window = correlation_window_seconds
+        self.cues = cues
         self.transactions = 0
 
     async def handle(self, msg: Message) -> int:
         """Handle one message; returns how many alarms it raised (0 for a redelivery)."""
+        if self.cues is not None:
+            await self.cues.cue(msg.data)  # the console's P1 cue, before the bookkeeping
         with urgent_writes():
             async with self.sessionmaker() as db:
                 count = await self._handle_in(db, msg)
@@ -161,7 +166,9 @@ async def register(runtime: Any) -> None:
     rule_types = RuleTypes(sessionmaker)
 
     # SQLite: its write transactions go before every queued routine write (db.urgent_writes)
-    life_safety = LifeSafetyHandler(sessionmaker, clock, window)
+    life_safety = LifeSafetyHandler(
+        sessionmaker, clock, window, cues=LifeSafetyCues(sessionmaker, runtime.bus)
+    )
 
     async def _on_life_safety(msg: Message) -> None:
         await life_safety.handle(msg)

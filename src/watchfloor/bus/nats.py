@@ -42,7 +42,15 @@ from watchfloor.bus import Handler, Message, subject_token
 
 log = logging.getLogger(__name__)
 
-STREAM_SUBJECTS = ("event.>", "alarm.>", "incident.>", "notify.>")
+STREAM_SUBJECTS = (
+    "event.>",
+    "alarm.>",
+    "cue.>",
+    "incident.>",
+    "notify.>",
+    "lockdown.>",
+    "rollcall.>",
+)
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 

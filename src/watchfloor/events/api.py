@@ -15,6 +15,7 @@ with 403 and nothing of it is stored.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -49,6 +50,8 @@ from watchfloor.sites import service as sites
 from watchfloor.sites.schemas import CODE_PATTERN
 
 router = APIRouter(tags=["events"])
+#: a batch is validated in chunks of this many items, giving the event loop back between them
+YIELD_EVERY = 100
 #: the clock for the ingest routes (async: no thread-pool hop per event)
 IngestClock = Annotated[Clock, Depends(request_clock)]
 
@@ -244,6 +247,8 @@ async def post_batch(
     valid: list[tuple[int, ValidatedEvent]] = []
     rejected: list[tuple[int, Any, _Rejected]] = []
     for index, item in enumerate(batch.events):
+        if index and not index % YIELD_EVERY:
+            await asyncio.sleep(0)  # let a panic's work run between chunks of a long batch
         try:
             valid.append((index, await _validate(batcher.directory, clock, principal, item)))
         except _Rejected as rej:

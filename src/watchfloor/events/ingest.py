@@ -49,6 +49,7 @@ log = logging.getLogger("watchfloor.events")
 LIFE_SAFETY_TYPES = frozenset(
     {"panic.pressed", "duress.code", "weapon.detected", "person.needs_help"}
 )
+SERIALISE_CHUNK = 250  # events serialised between yields to the event loop
 KEY_CHUNK = 400  # idempotency keys looked up per query (well under every driver's limit)
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
 DEVICES: Table = Device.__table__  # type: ignore[assignment]
@@ -288,8 +289,11 @@ class EventBatcher:
             )
         if self._sqlite:
             # Serialise here, in the caller's turn, while the writer may be waiting on SQLite's
-            # thread with the previous batch: the JSON work overlaps the database work.
-            for ev in events:
+            # thread with the previous batch: the JSON work overlaps the database work. A long
+            # submission gives the loop back between chunks (a panic's work goes in between).
+            for i, ev in enumerate(events):
+                if i and not i % SERIALISE_CHUNK:
+                    await asyncio.sleep(0)
                 _sqlite_values(ev)
         fut: asyncio.Future[list[EventReceipt]] = loop.create_future()
         queue.put_nowait(_Pending(list(events), fut))

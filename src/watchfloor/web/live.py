@@ -1,7 +1,8 @@
 """The live console stream: bus messages about alarms and incidents fanned out to browsers.
 
 `register(runtime)` (called by the runtime at start) subscribes with `durable=None` (every
-process sees every message) to `alarm.>` and `incident.>` and hands each message to a
+process sees every message) to `cue.>` (a life-safety alarm on its way: alarms/cues.py),
+`alarm.>` and `incident.>` and hands each message to a
 `Broadcaster`. Each connected console is a `LiveClient` holding the facilities its principal may
 see; a message reaches a client only when its facility is among them. A client's queue is bounded:
 a console that stops reading is dropped (its browser reconnects and reloads the queue), never the
@@ -27,7 +28,7 @@ from watchfloor.sites.models import Facility
 
 log = logging.getLogger(__name__)
 
-SUBJECTS = ("alarm.>", "incident.>")
+SUBJECTS = ("cue.>", "alarm.>", "incident.>")
 QUEUE_SIZE = 500
 PING_SECONDS = 15
 

@@ -93,8 +93,10 @@
     document.body.classList.add("p1-flash");
     p1Alert.hidden = false;
     p1Alert.textContent = "▲ P1 LIFE SAFETY: " + text + "  (click to dismiss)";
-    beep();
+    // one sound per burst: the cue, then its alarm row a moment later, beep once
+    if (Date.now() - lastBeep > 2000) { lastBeep = Date.now(); beep(); }
   }
+  var lastBeep = 0;
 
   function noteP1s() {
     rows().forEach(function (r) {
@@ -140,6 +142,8 @@
       });
   }
 
+  var cued = {}; // event ids whose P1 cue has been given
+
   function connect() {
     if (!window.EventSource) { liveState.textContent = "Live updates unsupported: reload to update"; return; }
     var source = new EventSource(streamUrl);
@@ -148,10 +152,21 @@
       liveState.className = "live-state live-on";
       refresh(); // catch up with anything missed while connecting
     });
+    // cue: a life-safety event is durable and its alarm is being raised: alert now; the alarm
+    // event follows with the row (its cue is not repeated)
+    source.addEventListener("cue", function (ev) {
+      try {
+        var data = JSON.parse(ev.data);
+        if (Number(data.priority) === 1 && !cued[data.event_id]) {
+          cued[data.event_id] = true;
+          flashP1((data.title || "life-safety alarm") + (data.facility_code ? " at " + data.facility_code : ""));
+        }
+      } catch (e) { /* keep going */ }
+    });
     source.addEventListener("alarm", function (ev) {
       try {
         var data = JSON.parse(ev.data);
-        if (Number(data.priority) === 1) flashP1((data.title || "life-safety alarm") + (data.facility_code ? " at " + data.facility_code : ""));
+        if (Number(data.priority) === 1 && !cued[data.event_id]) flashP1((data.title || "life-safety alarm") + (data.facility_code ? " at " + data.facility_code : ""));
       } catch (e) { /* keep going */ }
       refresh();
     });
