@@ -39,6 +39,9 @@ async def _press(client: httpx.AsyncClient, csrf: str) -> int:
     page = await client.get("/panic")
     assert page.status_code == 200
     assert "Raise silent alarm" in page.text
+    # staff see no shortcuts to pages they cannot open
+    footer = page.text[page.text.index('class="footer"') :]
+    assert "facilities" not in footer and "alarm queue" not in footer
     sent = await client.post("/panic", data={"csrf_token": csrf})
     assert sent.status_code == 303, sent.text
     found = re.match(r"/panic\?sent=(\d+)$", sent.headers["location"])
