@@ -93,11 +93,23 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(lockdown_router, prefix="/api/v1")  # lockdowns and door states
     app.include_router(notify_router, prefix="/api/v1")  # alerts, deliveries, CAP feed
     app.include_router(rollcall_router, prefix="/api/v1")  # roll calls and answers
+    from watchfloor.assessments.api import router as assessments_router
+    from watchfloor.rollout.api import router as rollout_router
+    from watchfloor.web.assessments_pages import router as assessments_pages
     from watchfloor.web.lockdown_pages import router as lockdown_pages
     from watchfloor.web.notify_pages import router as notify_pages
     from watchfloor.web.rollcall_pages import router as rollcall_pages
+    from watchfloor.web.rollout_pages import router as rollout_pages
 
-    for pages in (lockdown_pages, notify_pages, rollcall_pages):
+    app.include_router(assessments_router, prefix="/api/v1")  # assessments, FSL, findings
+    app.include_router(rollout_router, prefix="/api/v1")  # directives, rollout, scorecards
+    for pages in (
+        lockdown_pages,
+        notify_pages,
+        rollcall_pages,
+        assessments_pages,
+        rollout_pages,
+    ):
         app.include_router(pages)
     app.include_router(web_router)
     mount_static(app)

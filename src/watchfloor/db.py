@@ -273,6 +273,7 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
 def import_all_models() -> None:
     """Import every domain's models so Base.metadata is complete (migrations, tests)."""
     import watchfloor.alarms.models
+    import watchfloor.assessments.models
     import watchfloor.audit.models
     import watchfloor.auth.models
     import watchfloor.bus.models
@@ -283,4 +284,5 @@ def import_all_models() -> None:
     import watchfloor.panic.models
     import watchfloor.people.models
     import watchfloor.rollcall.models
+    import watchfloor.rollout.models
     import watchfloor.sites.models  # noqa: F401

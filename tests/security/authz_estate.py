@@ -34,6 +34,8 @@ DOMAIN_ESTATES = (
     "estate_lockdown",
     "estate_notify",
     "estate_rollcall",
+    "estate_assessments",
+    "estate_rollout",
 )
 
 

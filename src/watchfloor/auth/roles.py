@@ -49,6 +49,11 @@ class Perm(StrEnum):
     NOTIFY_READ = "notify:read"  # alerts, delivery dashboard, who has not acknowledged
     ROLLCALL_READ = "rollcall:read"  # roll-call boards and their exports
     ROLLCALL_MANAGE = "rollcall:manage"  # start / close a roll call, answer for a person
+    ASSESSMENTS_READ = "assessments:read"  # facility assessments, FSL, findings, their reports
+    ASSESSMENTS_WRITE = "assessments:write"  # conduct assessments, record and close findings
+    PROGRAMME_READ = "programme:read"  # directives, rollout board, preparedness scorecards
+    DIRECTIVES_MANAGE = "directives:manage"  # issue directives, approve waivers (org-wide work)
+    ROLLOUT_UPDATE = "rollout:update"  # move a facility's rollout tasks along
 
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
@@ -62,6 +67,11 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.ALARMS_READ,
             Perm.NOTIFY_READ,
             Perm.ROLLCALL_READ,
+            Perm.ASSESSMENTS_READ,
+            Perm.ASSESSMENTS_WRITE,
+            Perm.PROGRAMME_READ,
+            Perm.DIRECTIVES_MANAGE,
+            Perm.ROLLOUT_UPDATE,
         }
     ),
     Role.OPERATOR: frozenset(
@@ -95,6 +105,10 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.NOTIFY_READ,
             Perm.ROLLCALL_READ,
             Perm.ROLLCALL_MANAGE,
+            Perm.ASSESSMENTS_READ,
+            Perm.ASSESSMENTS_WRITE,
+            Perm.PROGRAMME_READ,
+            Perm.ROLLOUT_UPDATE,
         }
     ),
     Role.GUARD: frozenset(

@@ -1,0 +1,7 @@
+"""REST API of the assessments domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["assessments"])

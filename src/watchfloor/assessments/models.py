@@ -1,0 +1,3 @@
+"""Tables of the assessments domain."""
+
+from __future__ import annotations

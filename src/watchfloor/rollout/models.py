@@ -1,0 +1,3 @@
+"""Tables of the rollout domain."""
+
+from __future__ import annotations
