@@ -177,7 +177,9 @@ def demo_command(
     port: int = typer.Option(8000, help="Port to listen on."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Load the demo, then exit."),
     no_simulate: bool = typer.Option(
-        False, "--no-simulate", help="Serve without the device simulator (a quiet floor)."
+        False,
+        "--no-simulate",
+        help="Serve without the device simulator and the simulated door controllers.",
     ),
 ) -> None:
     """Load the fictional demo agency and demo accounts, then serve (unless --no-serve)."""
@@ -210,16 +212,26 @@ def demo_command(
     sys.stdout.flush()  # the log-in details must show before the server's log
     from watchfloor.cli import serve
 
-    simulator = None if no_simulate else _start_simulator(host, port)
+    children = [] if no_simulate else [_start_simulator(host, port), _start_door_fleet()]
     try:
         serve(host=host, port=port, workers=1)
     finally:
-        if simulator is not None:
-            simulator.terminate()
+        for child in children:
+            child.terminate()
+        for child in children:
             try:
-                simulator.wait(timeout=10)
+                child.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                simulator.kill()
+                child.kill()
+
+
+def _start_door_fleet() -> subprocess.Popen[bytes]:
+    """`watchfloor simulate doors` as a child process: the demo's door controllers, speaking
+    OSDP on loopback, so a lockdown from the console locks (simulated) doors (issue 5)."""
+    typer.echo("  Door controllers: simulated over OSDP on loopback (watchfloor simulate doors)")
+    return subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+        [sys.executable, "-m", "watchfloor.cli", "simulate", "doors"]
+    )
 
 
 def _start_simulator(host: str, port: int) -> subprocess.Popen[bytes]:

@@ -54,6 +54,8 @@ DEMO_ACCOUNTS = (
     DemoAccount("operator", Role.OPERATOR, None, "Demo Watch-floor Operator"),
     DemoAccount("manager", Role.FACILITY_MANAGER, DEMO_FACILITY, "Demo Facility Manager"),
     DemoAccount("guard", Role.GUARD, DEMO_FACILITY, "Demo Guard"),
+    DemoAccount("programme", Role.PROGRAMME_MANAGER, None, "Demo Programme Manager"),
+    DemoAccount("staff", Role.STAFF, DEMO_FACILITY, "Demo Staff Member"),
 )
 
 
