@@ -69,8 +69,15 @@ def serve(
     )
 
 
-@app.command()
+simulate_app = typer.Typer(
+    help="Simulators for the demo: the device stream (default) and the door controller fleet."
+)
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.callback(invoke_without_command=True)
 def simulate(
+    ctx: typer.Context,
     url: str = typer.Option("http://127.0.0.1:8000", help="The Watchfloor server to send to."),
     token: str = typer.Option(
         "", help="A device token; without one the simulator creates its own in the database."
@@ -83,7 +90,11 @@ def simulate(
         [], help="Only these facility codes (repeat the option); default every facility."
     ),
 ) -> None:
-    """Play a realistic device stream for the demo: heartbeats, door traffic, motion, incidents."""
+    """Play a realistic device stream for the demo: heartbeats, door traffic, motion, incidents.
+
+    `watchfloor simulate doors` runs the simulated door controller fleet instead."""
+    if ctx.invoked_subcommand is not None:
+        return
     from watchfloor.simulate import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -102,6 +113,60 @@ def simulate(
     except KeyboardInterrupt:
         return
     typer.echo(f"Simulator finished: {stats.line()}.", err=True)
+
+
+@simulate_app.command("doors")
+def simulate_doors(
+    database_url: str = typer.Option(
+        "", help="Read the doors from this database (default: WATCHFLOOR_DATABASE_URL)."
+    ),
+    facility: list[str] = typer.Option(  # noqa: B008
+        [], help="Only these facility codes (repeat the option); default every facility."
+    ),
+    sites: int = typer.Option(
+        0, min=0, max=10_000, help="Generate a fleet of this many sites instead of the database."
+    ),
+    doors_per_site: int = typer.Option(50, min=1, max=100_000, help="Generated doors per site."),
+    doors_per_controller: int = typer.Option(
+        64, min=1, max=8_000, help="Generated doors per controller."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (keep it on loopback)."),
+    port: int | None = typer.Option(
+        None, min=0, max=65535, help="OSDP port (default: doors_fleet_url's; 0: any free port)."
+    ),
+    control_port: int | None = typer.Option(
+        None, min=0, max=65535, help="Fault-control port (default: the OSDP port + 1)."
+    ),
+) -> None:
+    """Run the simulated OSDP door controller fleet (its own process); see docs/doors.md."""
+    import os
+
+    from watchfloor.lockdown import simulator
+    from watchfloor.lockdown.drivers.osdp import parse_endpoint
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if database_url:
+        os.environ["WATCHFLOOR_DATABASE_URL"] = database_url
+        get_settings.cache_clear()
+    settings = get_settings()
+    if sites:
+        doors = simulator.generated_fleet(sites, doors_per_site, doors_per_controller)
+    else:
+        doors = run_async(simulator.fleet_from_database, facility or None)
+        if not doors:
+            typer.echo("No OSDP doors in the database (load the demo first?).", err=True)
+            raise typer.Exit(1)
+    osdp_port = parse_endpoint(settings.doors_fleet_url)[1] if port is None else port
+    if control_port is None:
+        control_port = osdp_port + 1 if osdp_port else 0
+    simulator.run(
+        doors,
+        host=host,
+        port=osdp_port,
+        control_port=control_port,
+        outputs_per_pd=settings.doors_outputs_per_pd,
+        scbk=bytes.fromhex(settings.doors_osdp_scbk) if settings.doors_osdp_scbk else None,
+    )
 
 
 def _register_domain_commands() -> None:

@@ -154,7 +154,8 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Doors (OSDP outputs) per OSDP peripheral device: door K of a controller is "
-        "output (K-1) mod N of the PD at address (K-1) div N. Controller and Watchfloor must agree.",
+        "output (K-1) mod N of the PD at address (K-1) div N; controllers and Watchfloor must "
+        "agree.",
     )
     doors_osdp_scbk: str = Field(
         default="",
@@ -163,6 +164,32 @@ class Settings(BaseSettings):
         description="OSDP secure channel base key (32 hex digits) shared with the controllers; "
         "unset = secure channel off.",
     )
+
+    @field_validator("doors_fleet_url")
+    @classmethod
+    def _doors_endpoint(cls, value: str) -> str:
+        return cls._doors_tcp_url(value)
+
+    @field_validator("doors_osdp_endpoints")
+    @classmethod
+    def _doors_endpoints(cls, value: dict[str, str]) -> dict[str, str]:
+        for url in value.values():
+            cls._doors_tcp_url(url)
+        return value
+
+    @staticmethod
+    def _doors_tcp_url(value: str) -> str:
+        """Door controller endpoints are tcp://host:port."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme != "tcp" or not parts.hostname or not port:
+            raise ValueError(f"'{value}' is not tcp://host:port")
+        return value
 
     # --- lockdown: settings named lockdown_*
     lockdown_max_attempts: int = Field(
@@ -237,8 +264,10 @@ class Settings(BaseSettings):
         description="Retry back-off: attempt n waits base * 2**(n-1) seconds (capped at 15 min).",
     )
     notify_rate_limits: dict[str, float] = Field(
-        default_factory=lambda: {"email": 500.0, "sms": 20.0, "default": 10.0},
-        description="Messages per second per provider (channel name; 'default' for the rest).",
+        default_factory=lambda: {"email": 0.0, "sms": 20.0, "default": 10.0},
+        description="Messages per second per provider (channel name: email, sms, slack, teams, "
+        "push, webhook, apprise; 'default' for the rest); 0 = no limit (e-mail is bounded by "
+        "notify_smtp_connections).",
     )
     notify_batch: int = Field(
         default=200, ge=1, le=5000, description="Deliveries one sender pass claims at once."
@@ -255,6 +284,10 @@ class Settings(BaseSettings):
     )
 
     # --- roll call (rollcall): settings named rollcall_*
+
+    # --- assessments: settings named assessments_*
+
+    # --- rollout and scorecards: settings named rollout_*
     rollcall_link_hours: float = Field(
         default=24.0,
         gt=0,
