@@ -286,8 +286,39 @@ class Settings(BaseSettings):
     # --- roll call (rollcall): settings named rollcall_*
 
     # --- assessments: settings named assessments_*
+    assessments_attachments_dir: str = Field(
+        default="",
+        max_length=500,
+        description="Folder where assessment evidence (photos, documents) is stored; "
+        "unset = the 'attachments' folder under var_dir.",
+    )
+    assessments_attachment_max_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        le=200 * 1024 * 1024,
+        description="Largest evidence file accepted, in bytes (the request as a whole must "
+        "also fit max_body_bytes: raise both for larger photos).",
+    )
+    assessments_due_soon_days: int = Field(
+        default=60,
+        ge=0,
+        le=365,
+        description="A facility's next assessment counts as 'due soon' this many days ahead.",
+    )
 
     # --- rollout and scorecards: settings named rollout_*
+    rollout_due_soon_days: float = Field(
+        default=3.0,
+        ge=0,
+        le=90,
+        description="A rollout task not done whose due date is this many days away or less "
+        "counts as 'due soon' on the rollout board.",
+    )
+    rollout_max_directive_tasks: int = Field(
+        default=500_000,
+        ge=1,
+        description="The most tasks one directive may generate (facilities × measures).",
+    )
     rollcall_link_hours: float = Field(
         default=24.0,
         gt=0,

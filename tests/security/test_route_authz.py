@@ -35,6 +35,9 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("POST", "/login/enrol"): "first log-in: confirm the authenticator",
     ("POST", "/api/v1/auth/login"): "API log-in step 1: exchanges a password for a session cookie",
     ("POST", "/api/v1/auth/logout"): "ends the caller's own session; without one it does nothing",
+    ("GET", "/ack/{token}"): "an alert recipient's signed, expiring acknowledgement link: shows "
+    "only that one message; a forged token is 404, an expired one 410 (notify)",
+    ("POST", "/ack/{token}"): "acknowledges exactly the one delivery its signed token names",
 }
 # Mounted static files: our CSS/JS and the vendored Leaflet; no data, needed by the log-in page.
 PUBLIC_MOUNTS = {"/static", "/vendor/leaflet"}
