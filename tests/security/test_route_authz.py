@@ -38,6 +38,9 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/ack/{token}"): "an alert recipient's signed, expiring acknowledgement link: shows "
     "only that one message; a forged token is 404, an expired one 410 (notify)",
     ("POST", "/ack/{token}"): "acknowledges exactly the one delivery its signed token names",
+    ("GET", "/r/{token}"): "a person's signed, expiring roll-call link: two buttons, no other "
+    "data; forged or expired tokens are refused (roll call)",
+    ("POST", "/r/{token}"): "records that one person's answer to that one roll call",
 }
 # Mounted static files: our CSS/JS and the vendored Leaflet; no data, needed by the log-in page.
 PUBLIC_MOUNTS = {"/static", "/vendor/leaflet"}
