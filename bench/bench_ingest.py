@@ -4,9 +4,11 @@
     last_seen, one transaction per 1,000-event submission, 4 concurrent submitters) against raw
     `sqlite3` executemany of the same rows into the same migrated schema with the same durability
     (WAL, synchronous=NORMAL, one commit per 1,000 events).
-(b) Single-event HTTP ingest over a real uvicorn server (token auth, validation, group commit)
-    against a bare FastAPI endpoint that parses the same JSON into the same pydantic model, both
-    driven by the same concurrent keep-alive clients for the same time.
+(b) Single-event HTTP ingest over a real uvicorn server with its runtime on, as `watchfloor
+    serve` runs it (token auth, validation, group commit, and the alarm stage, relay and console
+    in the same process), sending the simulator's traffic mix (TRAFFIC_MIX; BENCH_HTTP_TYPE=<type>
+    sends one type only), against a bare FastAPI endpoint that parses the same JSON into the same
+    pydantic model, both driven by the same concurrent keep-alive clients for the same time.
 
 Writes bench/results/ingest.json and prints one line per figure.
 """
@@ -220,12 +222,14 @@ def _serve(args: list[str], env: dict[str, str], port: int, cwd: Path) -> subpro
     raise RuntimeError("server did not start")
 
 
-#: the device traffic of `watchfloor simulate` in proportion: mostly heartbeats and door and
-#: sensor chatter; one event in seven raises an alarm (held-open and forced doors)
+#: the device traffic of `watchfloor simulate` in proportion (heartbeats, motion and people seen,
+#: refused cards, a door held open, now and then a forced door): 3 events in 100 raise an alarm,
+#: about twice the simulator's share
 TRAFFIC_MIX: list[tuple[str, dict[str, Any], int]] = [
-    ("device.heartbeat", {"firmware": "sim-1.0"}, 10),
-    ("motion.detected", {"count": 1}, 4),
-    ("reader.access_denied", {"reason": "expired"}, 3),
+    ("device.heartbeat", {"firmware": "sim-1.0"}, 48),
+    ("motion.detected", {"count": 1}, 28),
+    ("person.detected", {"confidence": 0.9, "count": 1}, 10),
+    ("reader.access_denied", {"reason": "expired"}, 7),
     ("door.held_open", {"held_seconds": 45}, 2),
     ("door.forced", {"door": "Front"}, 1),
 ]

@@ -4,6 +4,7 @@ count windows, attributes, and the life-safety rule that nothing suppresses a P1
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alarm_site import Site, alarm_messages, count_alarms, emit, store_event
@@ -349,3 +350,48 @@ async def test_messages_naming_unknown_things_are_ignored(
          "device_id": site.devices["LAX/PANIC-9"], "occurred_at": "not a time"},
     )  # fmt: skip
     assert len(alarms) == 1 and alarms[0].device_id is None
+
+
+async def test_the_prefilter_drops_only_what_no_rule_can_raise(
+    db, clock, site: Site, sessionmaker
+) -> None:  # type: ignore[no-untyped-def]
+    """Routine events no rule can raise now skip the alarm stage; anything a rule might raise
+    (outside hours, a zone or count condition, a rule just added) goes through."""
+    from watchfloor.alarms.handlers import RulePrefilter
+
+    prefilter = RulePrefilter(sessionmaker)
+    hq = site.facilities["HQ"]
+
+    def msg(type_: str, when: datetime, **attrs: Any) -> dict[str, Any]:
+        return {
+            "facility_id": hq,
+            "type": type_,
+            "occurred_at": when.isoformat(),
+            "attributes": attrs,
+        }
+
+    night = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # 04:00 in Chicago: closed
+    assert not await prefilter.may_raise(msg("device.heartbeat", MONDAY_OPEN_HQ))
+    assert not await prefilter.may_raise(msg("motion.detected", MONDAY_OPEN_HQ))
+    assert await prefilter.may_raise(msg("motion.detected", night))
+    assert await prefilter.may_raise(msg("reader.access_denied", MONDAY_OPEN_HQ))  # count rule
+    assert await prefilter.may_raise(msg("device.offline", MONDAY_OPEN_HQ))  # bookkeeping
+    # a facility rule on heartbeats, added in this process, counts at once (no waiting for TTL)
+    db.add(
+        AlarmRule(
+            facility_id=hq,
+            key="heartbeat_watch",
+            name="Heartbeat watch",
+            event_type="device.heartbeat",
+            conditions={"attributes": {"battery_percent_max": 10}},
+            alarm_type="low_battery",
+            priority=3,
+            enabled=True,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+    )
+    await db.commit()
+    assert not await prefilter.may_raise(msg("device.heartbeat", MONDAY_OPEN_HQ))
+    low = msg("device.heartbeat", MONDAY_OPEN_HQ, battery_percent=5)
+    assert await prefilter.may_raise(low)

@@ -3,8 +3,9 @@
 Two consumers share the work so a panic never waits behind routine traffic:
 - "alarms-life-safety" takes the life-safety event types (panic, duress, weapon) on their own
   subjects, with a worker of its own;
-- "alarms" takes every other event type. Types that no enabled rule uses and that need no device
-  bookkeeping (heartbeats, most of the traffic) are acknowledged without touching the database.
+- "alarms" takes every other event type. Events that no rule of their facility can raise now
+  (heartbeats, motion in opening hours: most of the traffic) are acknowledged without touching
+  the database (`RulePrefilter`), and an evaluation that raises nothing writes nothing.
 
 Each handled message is one transaction: the dedupe record (`first_delivery`), device
 bookkeeping, alarms, incidents and the outbox messages commit together, so a crash part-way
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from watchfloor.alarms import rules as evaluation
 from watchfloor.alarms.cues import LifeSafetyCues
 from watchfloor.alarms.models import AlarmRule
 from watchfloor.alarms.service import handle_event
@@ -29,6 +33,7 @@ from watchfloor.bus import Message, outbox, subject_token
 from watchfloor.clock import Clock
 from watchfloor.db import urgent_writes
 from watchfloor.events.ingest import LIFE_SAFETY_TYPES
+from watchfloor.sites.models import Facility
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,9 @@ LIFE_SAFETY_CONSUMER = "alarms-life-safety"
 SUBJECT = "event.>"
 # device bookkeeping the handler does whatever the rules say
 ALWAYS_HANDLED = LIFE_SAFETY_TYPES | {"device.offline", "device.trouble", "device.restored"}
-RULE_TYPES_TTL_SECONDS = 2.0
+RULES_TTL_SECONDS = 2.0
+#: rule conditions the prefilter evaluates itself (others are left to the alarm stage)
+PREFILTERED_CONDITIONS = frozenset({"schedule", "attributes"})
 _FLUSHED = "watchfloor.alarms.flushed"
 
 
@@ -52,23 +59,104 @@ def _forget_flush(session: Session, *_args: Any) -> None:
     session.info.pop(_FLUSHED, None)
 
 
-class RuleTypes:
-    """The event types some enabled rule uses, re-read at most every couple of seconds."""
+@dataclass(frozen=True)
+class _FacilityRules:
+    loaded_at: float
+    generation: int
+    hours: dict[str, Any] | None
+    timezone: str | None
+    rules: dict[str, list[dict[str, Any]]]  # event type -> the conditions of its rules
+
+
+_generation = 0  # bumped when a rule or a facility changes in this process
+
+
+@event.listens_for(Session, "after_flush")
+def _rules_changed(session: Session, _context: Any) -> None:
+    global _generation
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, AlarmRule | Facility):
+            _generation += 1
+            return
+
+
+class RulePrefilter:
+    """Drops, without touching the database, the routine events that no rule of their facility
+    can turn into an alarm now: a type no enabled rule uses, motion while the facility is open,
+    an attribute below a rule's threshold. Anything a rule might raise (zone and count conditions
+    are left to the alarm stage) goes on to the full handling. A facility's rules and hours are
+    kept for `RULES_TTL_SECONDS` and dropped at once when this process changes a rule or a
+    facility (another process's edit is seen within the TTL)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
-        self._types: frozenset[str] = frozenset()
-        self._read_at = float("-inf")
+        self._facilities: dict[int, _FacilityRules] = {}
 
-    async def get(self) -> frozenset[str]:
-        if time.monotonic() - self._read_at >= RULE_TYPES_TTL_SECONDS:
-            async with self._sessionmaker() as db:
-                rows = await db.scalars(
-                    select(AlarmRule.event_type).where(AlarmRule.enabled.is_(True)).distinct()
+    async def may_raise(self, data: dict[str, Any]) -> bool:
+        event_type = str(data.get("type") or "")
+        if event_type in ALWAYS_HANDLED:
+            return True
+        try:
+            facility_id = int(data["facility_id"])
+        except (KeyError, TypeError, ValueError):
+            return True  # malformed: let the alarm stage decide (it ignores what it cannot use)
+        found = await self._rules(facility_id)
+        candidates = found.rules.get(event_type)
+        if not candidates:
+            return False
+        occurred = _when(data.get("occurred_at"))
+        attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+        for cond in candidates:
+            if set(cond) - PREFILTERED_CONDITIONS:
+                return True  # zones or a count: the alarm stage looks them up
+            if occurred is None:
+                return True
+            if not evaluation.schedule_matches(cond, found.hours, found.timezone, occurred):
+                continue
+            if evaluation.attributes_match(cond, attributes or {}):
+                return True
+        return False
+
+    async def _rules(self, facility_id: int) -> _FacilityRules:
+        hit = self._facilities.get(facility_id)
+        now = time.monotonic()
+        if (
+            hit is not None
+            and hit.generation == _generation
+            and now - hit.loaded_at < (RULES_TTL_SECONDS)
+        ):
+            return hit
+        generation = _generation
+        async with self._sessionmaker() as db:
+            facility = (
+                await db.execute(
+                    select(Facility.operating_hours, Facility.timezone).where(
+                        Facility.id == facility_id
+                    )
                 )
-                self._types = frozenset(rows.all())
-            self._read_at = time.monotonic()
-        return self._types
+            ).one_or_none()
+            rules: dict[str, list[dict[str, Any]]] = {}
+            for rule in await evaluation.effective_rules(db, facility_id):
+                rules.setdefault(rule.event_type, []).append(dict(rule.conditions or {}))
+        found = _FacilityRules(
+            now,
+            generation,
+            dict(facility[0] or {}) if facility is not None else None,
+            facility[1] if facility is not None else None,
+            rules,
+        )
+        if len(self._facilities) > 10_000:
+            self._facilities.clear()
+        self._facilities[facility_id] = found
+        return found
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 async def handle_message(
@@ -163,7 +251,7 @@ async def register(runtime: Any) -> None:
     sessionmaker = runtime.sessionmaker
     clock = runtime.clock
     window = getattr(runtime.settings, "correlation_window_seconds", None)
-    rule_types = RuleTypes(sessionmaker)
+    prefilter = RulePrefilter(sessionmaker)
 
     # SQLite: its write transactions go before every queued routine write (db.urgent_writes)
     life_safety = LifeSafetyHandler(
@@ -177,8 +265,8 @@ async def register(runtime: Any) -> None:
         event_type = str(msg.data.get("type") or "")
         if event_type in LIFE_SAFETY_TYPES:
             return  # the life-safety consumer has it
-        if event_type not in ALWAYS_HANDLED and event_type not in await rule_types.get():
-            return  # no rule looks at it; ingest already recorded the device as heard
+        if not await prefilter.may_raise(msg.data):
+            return  # no rule can raise it now; ingest already recorded the device as heard
         await handle_message(sessionmaker, clock, msg, correlation_window_seconds=window)
 
     in_process = bool(getattr(runtime.bus, "publish_waits_for_handlers", False))
