@@ -42,8 +42,8 @@ from watchfloor.sites.schemas import CODE_PATTERN
 
 router = APIRouter(tags=["lockdown"])
 
-LockdownId = Annotated[int, Path(ge=1, le=2**62, description="Lockdown id.")]
-TriggerId = Annotated[int, Path(ge=1, le=2**62, description="Trigger id.")]
+LockdownId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Lockdown id.")]
+TriggerId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Trigger id.")]
 FacilityQuery = Annotated[
     str | None, Query(pattern=CODE_PATTERN, max_length=40, description="Facility code.")
 ]

@@ -45,8 +45,8 @@ from watchfloor.sites.schemas import CODE_PATTERN
 
 router = APIRouter(tags=["rollcall"])
 
-RollCallId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Roll call id.")]
-EntryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Entry (person) id.")]
+RollCallId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Roll call id.")]
+EntryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Entry (person) id.")]
 
 
 def kick(request: Request) -> None:
