@@ -170,6 +170,7 @@ def simulate_doors(
 
 
 def _register_domain_commands() -> None:
+    from watchfloor.assessments.cli import app as assessments_app
     from watchfloor.audit.cli import register as register_audit
     from watchfloor.auth.cli import register as register_auth
     from watchfloor.sites.cli import register as register_sites
@@ -177,6 +178,7 @@ def _register_domain_commands() -> None:
     register_audit(app)
     register_auth(app)
     register_sites(app)
+    app.add_typer(assessments_app, name="assessments")
 
 
 _register_domain_commands()

@@ -152,8 +152,12 @@ async def _load_demo() -> tuple[ImportResult, list[str]]:
     from watchfloor.sites.demo import ensure_demo_accounts, load_demo
 
     async def work(db: Any, clock: Any) -> tuple[ImportResult, list[str]]:
+        from watchfloor.assessments.demo import load_demo_assessments
+
         result = await load_demo(db, clock)
         accounts = await ensure_demo_accounts(db, clock)
+        # most demo facilities have a completed assessment with findings (issue 6)
+        await load_demo_assessments(db, clock)
         await db.commit()
         return result, accounts
 
