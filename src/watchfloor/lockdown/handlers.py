@@ -44,11 +44,15 @@ async def handle_alarm(
     if not isinstance(facility_id, int) or not alarm_type:
         return []
     async with sessionmaker() as db:
+        # Reads first: most P1 alarms match no trigger, and deciding so again on a redelivery is
+        # harmless, so they take no write (the alarm transactions of other panics go on).
+        trigger = await service.trigger_for(db, facility_id, alarm_type)
+        if trigger is None or not trigger.enabled:
+            return []
         if not await outbox.first_delivery(db, TRIGGER_CONSUMER, msg.msg_id, clock=clock):
             return []
-        trigger = await service.trigger_for(db, facility_id, alarm_type)
         facility = await db.get(Facility, facility_id)
-        if trigger is None or not trigger.enabled or facility is None:
+        if facility is None:
             await db.commit()
             return []
         if await service.active_lockdown(db, facility_id) is not None:
