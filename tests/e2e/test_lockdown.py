@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,8 @@ from watchfloor.clock import SystemClock
 from watchfloor.config import Settings
 from watchfloor.db import make_engine, make_sessionmaker
 from watchfloor.lockdown.simulator import FleetProcess
+from watchfloor.people.models import Person
+from watchfloor.rollcall.service import make_token
 from watchfloor.sites.models import Device, Facility, Region, Zone
 from web.seed import OPERATOR_TOTP, PASSWORD, seed_all
 
@@ -35,6 +39,8 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 FACILITY = "ELP-FO"
 DOORS = 36  # on three controllers, in three zones
 ZONES = (("LOBBY", "Main lobby"), ("OFFICE", "Open office"), ("SECURE", "Evidence vault"))
+STAFF = (("Ana", "Reyes"), ("Ben", "Okafor"), ("Chen", "Li"), ("Dana", "Brooks"), ("Eli", "Park"))
+SECRET = "e2e-secret-key-not-for-production"
 
 pytestmark = [
     pytest.mark.e2e,
@@ -111,6 +117,18 @@ async def _seed(url: str, var_dir: Path) -> None:
                         updated_at=now,
                     )
                 )
+            for i, (given, family) in enumerate(STAFF):  # who the roll call asks
+                db.add(
+                    Person(
+                        facility_id=facility.id,
+                        employee_id=f"ELP-{i + 1:04d}",
+                        given_name=given,
+                        family_name=family,
+                        job_title="Special agent",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             await db.commit()
     finally:
         await engine.dispose()
@@ -129,7 +147,7 @@ def lockdown_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Fl
         **os.environ,
         "WATCHFLOOR_DATABASE_URL": database_url,
         "WATCHFLOOR_VAR_DIR": str(var_dir),
-        "WATCHFLOOR_SECRET_KEY": "e2e-secret-key-not-for-production",
+        "WATCHFLOOR_SECRET_KEY": SECRET,
         "WATCHFLOOR_DOORS_DRIVER": "osdp",
         "WATCHFLOOR_DOORS_FLEET_URL": fleet.url,
         "WATCHFLOOR_DOORS_OSDP_SCBK": "",
@@ -246,6 +264,35 @@ def test_operator_locks_down_a_facility_and_watches_every_door_confirm(
             expect(page.locator(".ld-card").first).to_contain_text("El Paso Field Office")
             expect(page.locator(".ld-card").first).to_contain_text(f"{DOORS} locked")
             page.screenshot(path=str(SCREENSHOTS / "lockdown-04-list.png"), full_page=True)
+
+            # the lockdown asked everyone there "Are you safe?": the roll-call board fills live
+            # as the staff answer on their phones (their one-tap links)
+            page.get_by_role("link", name="Roll call").click()
+            row = page.locator("tr.rc-row", has_text="El Paso Field Office").first
+            expect(row).to_contain_text("Open")
+            row.get_by_role("link").first.click()
+            expect(page.locator("#live-state")).to_have_text("Live")
+            expect(page.locator("#tally-no_answer")).to_have_text(str(len(STAFF)))
+            roll_call_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+            detail = page.request.get(f"/api/v1/roll-calls/{roll_call_id}").json()
+            started = datetime.fromisoformat(detail["started_at"])
+            with httpx.Client(base_url=server, timeout=10) as phones:
+                for n, entry in enumerate(sorted(detail["entries"], key=lambda e: e["name"])):
+                    token = make_token(SECRET, roll_call_id, entry["id"], None, started)
+                    answer = "need_help" if n == 0 else "safe"
+                    form = phones.get(f"/r/{token}")
+                    assert form.status_code == 200, form.text
+                    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+                    data = {"answer": answer, **({"csrf_token": csrf.group(1)} if csrf else {})}
+                    sent = phones.post(f"/r/{token}", data=data, cookies=form.cookies)
+                    assert sent.status_code in (200, 303), sent.text
+            expect(page.locator("#tally-safe")).to_have_text(str(len(STAFF) - 1))
+            expect(page.locator("#tally-need_help")).to_have_text("1")
+            expect(page.locator("#tally-no_answer")).to_have_text("0")
+            expect(page.locator("#rc-help")).to_contain_text("Ana Reyes")
+            for given, family in STAFF[1:]:
+                expect(page.locator("#rc-safe")).to_contain_text(f"{given} {family}")
+            page.screenshot(path=str(SCREENSHOTS / "lockdown-06-roll-call.png"), full_page=True)
         finally:
             context.close()
             browser.close()
