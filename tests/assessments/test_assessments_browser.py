@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,6 +73,9 @@ async def served(db, clock, site, database_url, tmp_path) -> AsyncIterator[tuple
     env = {
         **os.environ,
         "WATCHFLOOR_DATABASE_URL": database_url,
+        # on NATS, a stream and subjects of this server's own (no backlog from another test)
+        "WATCHFLOOR_BUS_STREAM": f"WFE2E_{uuid.uuid4().hex[:10]}",
+        "WATCHFLOOR_BUS_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
         "WATCHFLOOR_VAR_DIR": str(tmp_path / "server-var"),
         "WATCHFLOOR_SECRET_KEY": "e2e-secret-key-not-for-production",
     }

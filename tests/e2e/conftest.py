@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def server(database_url: str, tmp_path: Path) -> Iterator[str]:
     env = {
         **os.environ,
         "WATCHFLOOR_DATABASE_URL": database_url,
+        # on NATS, a stream and subjects of this server's own (no backlog from another test)
+        "WATCHFLOOR_BUS_STREAM": f"WFE2E_{uuid.uuid4().hex[:10]}",
+        "WATCHFLOOR_BUS_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
         "WATCHFLOOR_VAR_DIR": str(var_dir),
         "WATCHFLOOR_SECRET_KEY": "e2e-secret-key-not-for-production",
     }

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +147,9 @@ def lockdown_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Fl
     env = {
         **os.environ,
         "WATCHFLOOR_DATABASE_URL": database_url,
+        # on NATS, a stream and subjects of this server's own (no backlog from another test)
+        "WATCHFLOOR_BUS_STREAM": f"WFE2E_{uuid.uuid4().hex[:10]}",
+        "WATCHFLOOR_BUS_PREFIX": f"e{uuid.uuid4().hex[:10]}.",
         "WATCHFLOOR_VAR_DIR": str(var_dir),
         "WATCHFLOOR_SECRET_KEY": SECRET,
         "WATCHFLOOR_DOORS_DRIVER": "osdp",
