@@ -284,6 +284,18 @@ class Settings(BaseSettings):
     )
 
     # --- roll call (rollcall): settings named rollcall_*
+    rollcall_link_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 14,
+        description="How long a roll-call answer link (the signed one-tap link sent to each "
+        "person) stays valid after the roll call started.",
+    )
+    rollcall_on_lockdown: bool = Field(
+        default=True,
+        description="Start a roll call of the facility automatically when a lockdown starts "
+        "(an EXERCISE roll call for a drill lockdown), unless one is already open.",
+    )
 
     # --- assessments: settings named assessments_*
     assessments_attachments_dir: str = Field(
@@ -318,18 +330,6 @@ class Settings(BaseSettings):
         default=500_000,
         ge=1,
         description="The most tasks one directive may generate (facilities × measures).",
-    )
-    rollcall_link_hours: float = Field(
-        default=24.0,
-        gt=0,
-        le=24 * 14,
-        description="How long a roll-call answer link (the signed one-tap link sent to each "
-        "person) stays valid after the roll call started.",
-    )
-    rollcall_on_lockdown: bool = Field(
-        default=True,
-        description="Start a roll call of the facility automatically when a lockdown starts "
-        "(an EXERCISE roll call for a drill lockdown), unless one is already open.",
     )
 
     @field_validator("database_url")
