@@ -94,21 +94,29 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(notify_router, prefix="/api/v1")  # alerts, deliveries, CAP feed
     app.include_router(rollcall_router, prefix="/api/v1")  # roll calls and answers
     from watchfloor.assessments.api import router as assessments_router
+    from watchfloor.drills.api import router as drills_router
     from watchfloor.rollout.api import router as rollout_router
+    from watchfloor.training.api import router as training_router
     from watchfloor.web.assessments_pages import router as assessments_pages
+    from watchfloor.web.drills_pages import router as drills_pages
     from watchfloor.web.lockdown_pages import router as lockdown_pages
     from watchfloor.web.notify_pages import router as notify_pages
     from watchfloor.web.rollcall_pages import router as rollcall_pages
     from watchfloor.web.rollout_pages import router as rollout_pages
+    from watchfloor.web.training_pages import router as training_pages
 
     app.include_router(assessments_router, prefix="/api/v1")  # assessments, FSL, findings
     app.include_router(rollout_router, prefix="/api/v1")  # directives, rollout, scorecards
+    app.include_router(drills_router, prefix="/api/v1")  # drill schedules, runs, AARs
+    app.include_router(training_router, prefix="/api/v1")  # courses, requirements, records
     for pages in (
         lockdown_pages,
         notify_pages,
         rollcall_pages,
         assessments_pages,
         rollout_pages,
+        drills_pages,
+        training_pages,
     ):
         app.include_router(pages)
     app.include_router(web_router)

@@ -332,6 +332,10 @@ class Settings(BaseSettings):
         description="The most tasks one directive may generate (facilities × measures).",
     )
 
+    # --- drills: settings named drills_*
+
+    # --- training: settings named training_*
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str) -> str:

@@ -277,6 +277,7 @@ def import_all_models() -> None:
     import watchfloor.audit.models
     import watchfloor.auth.models
     import watchfloor.bus.models
+    import watchfloor.drills.models
     import watchfloor.events.models
     import watchfloor.incidents.models
     import watchfloor.lockdown.models
@@ -285,4 +286,5 @@ def import_all_models() -> None:
     import watchfloor.people.models
     import watchfloor.rollcall.models
     import watchfloor.rollout.models
-    import watchfloor.sites.models  # noqa: F401
+    import watchfloor.sites.models
+    import watchfloor.training.models  # noqa: F401

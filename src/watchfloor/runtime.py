@@ -46,6 +46,8 @@ HANDLER_MODULES: tuple[str, ...] = (
     "watchfloor.lockdown.handlers",
     "watchfloor.notify.handlers",
     "watchfloor.rollcall.handlers",
+    "watchfloor.drills.handlers",
+    "watchfloor.training.handlers",
 )
 RESTART_DELAY_SECONDS = 1.0
 

@@ -224,7 +224,7 @@ async def test_scorecard_explains_itself(client, make_token, estate, clock: Fake
     assert comps["device_health"]["priority"] == "high"  # a panic button is offline
     assert "Lobby panic button" in comps["device_health"]["reasons"][0]["text"]
     assert comps["drills"]["status"] == "not_tracked"
-    assert "not tracked yet" in comps["drills"]["reasons"][0]["text"]
+    assert "No drill is required" in comps["drills"]["reasons"][0]["text"]
     bos = {
         c["key"]: c
         for c in (await client.get("/api/v1/scorecard/facilities/BOS-FO", headers=pm)).json()[

@@ -36,6 +36,8 @@ DOMAIN_ESTATES = (
     "estate_rollcall",
     "estate_assessments",
     "estate_rollout",
+    "estate_drills",
+    "estate_training",
 )
 
 

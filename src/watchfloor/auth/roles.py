@@ -54,6 +54,10 @@ class Perm(StrEnum):
     PROGRAMME_READ = "programme:read"  # directives, rollout board, preparedness scorecards
     DIRECTIVES_MANAGE = "directives:manage"  # issue directives, approve waivers (org-wide work)
     ROLLOUT_UPDATE = "rollout:update"  # move a facility's rollout tasks along
+    DRILLS_READ = "drills:read"  # drill schedules, runs, after-action reports, drill compliance
+    DRILLS_MANAGE = "drills:manage"  # schedule and run drills, record participation, write AARs
+    TRAINING_READ = "training:read"  # training records, overdue lists, vetting expiry (personal)
+    TRAINING_MANAGE = "training:manage"  # courses, requirements, completions, LMS imports
 
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
@@ -72,6 +76,10 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.PROGRAMME_READ,
             Perm.DIRECTIVES_MANAGE,
             Perm.ROLLOUT_UPDATE,
+            Perm.DRILLS_READ,
+            Perm.DRILLS_MANAGE,
+            Perm.TRAINING_READ,
+            Perm.TRAINING_MANAGE,
         }
     ),
     Role.OPERATOR: frozenset(
@@ -85,6 +93,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.NOTIFY_READ,
             Perm.ROLLCALL_READ,
             Perm.ROLLCALL_MANAGE,
+            Perm.DRILLS_READ,
         }
     ),
     Role.FACILITY_MANAGER: frozenset(
@@ -109,6 +118,10 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.ASSESSMENTS_WRITE,
             Perm.PROGRAMME_READ,
             Perm.ROLLOUT_UPDATE,
+            Perm.DRILLS_READ,
+            Perm.DRILLS_MANAGE,
+            Perm.TRAINING_READ,
+            Perm.TRAINING_MANAGE,
         }
     ),
     Role.GUARD: frozenset(

@@ -15,8 +15,8 @@ it (a finding list, a task, the device list):
 - device health, from sites.models.Device.status of panic buttons and doors: a panic button
   offline or in trouble → gap (high); a door offline or in trouble → gap (medium); a device never
   heard from (status unknown) → under review (low); otherwise in place;
-- drills and training: "not tracked yet" (the drills and training domains do not exist yet; this
-  is their seam: `TRACKED_ELSEWHERE`).
+- drills and training, from those domains' `service.facility_compliance` (each decides its own
+  status, priority and reasons; a facility it says nothing about is "not tracked").
 
 The roll-up counts facilities per status for each component with SQL aggregates.
 """
@@ -33,10 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from watchfloor.assessments import service as assessments
 from watchfloor.assessments.models import AREA_LABELS
 from watchfloor.auth.principal import Scope
+from watchfloor.drills import service as drills
 from watchfloor.rollout.models import Countermeasure, RolloutTask, TaskState
 from watchfloor.rollout.service import status_expr
 from watchfloor.sites.models import Device, DeviceKind, DeviceStatus, Facility, Region
 from watchfloor.sites.service import scope_filter
+from watchfloor.training import service as training
 
 IN_PLACE, UNDER_REVIEW, GAP, NOT_TRACKED = "in_place", "under_review", "gap", "not_tracked"
 STATUS_LABELS = {
@@ -47,10 +49,10 @@ STATUS_LABELS = {
 }
 PRIORITY_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
 ROLLOUT, DEVICES, DRILLS, TRAINING_C = "rollout", "device_health", "drills", "training_compliance"
-#: components whose data lives in domains not built yet
-TRACKED_ELSEWHERE = {
-    DRILLS: "Drill compliance is not tracked yet (the drills domain is not built).",
-    TRAINING_C: "Training compliance is not tracked yet (the training domain is not built).",
+#: components whose status another domain computes: (its service, why "not tracked", link)
+TRACKED_ELSEWHERE: dict[str, tuple[Any, str, str]] = {
+    DRILLS: (drills, "No drill is required of this facility or on record.", "/drills"),
+    TRAINING_C: (training, "No training is required of this facility's staff.", "/training"),
 }
 COMPONENT_LABELS: dict[str, str] = {
     **{str(k): v for k, v in AREA_LABELS.items()},
@@ -230,8 +232,15 @@ async def facility_scorecard(
                 [Reason("No panic buttons or doors registered.", dev_link)],
             )
         )
-    for key, why in TRACKED_ELSEWHERE.items():
-        comps.append(Component(key, NOT_TRACKED, "low", [Reason(why, "")]))
+    for key, (domain, why, link) in TRACKED_ELSEWHERE.items():
+        found = (await domain.facility_compliance(db, [facility.id], now)).get(facility.id)
+        if found is None:
+            comps.append(
+                Component(key, NOT_TRACKED, "low", [Reason(why, f"{link}?facility={code}")])
+            )
+        else:
+            reasons = [Reason(text, href) for text, href in found.reasons]
+            comps.append(Component(key, found.status, found.priority, reasons))
     order = {k: i for i, k in enumerate(COMPONENTS)}
     return sorted(comps, key=lambda c: order.get(c.key, len(order)))
 
@@ -348,13 +357,19 @@ async def rollup(db: AsyncSession, scope: Scope, now: datetime, due_soon: timede
             if fid in levels:
                 flagged[key]["assessed"] += 1
 
+    # drills and training: each domain's status per facility
+    for component, (domain, _why, _link) in TRACKED_ELSEWHERE.items():
+        found = await domain.facility_compliance(db, ids, now, with_reasons=False) if ids else {}
+        for fid, compliance in found.items():
+            rid = fac_region.get(fid)
+            if rid is not None and compliance.status != NOT_TRACKED:
+                cells[rid][component][compliance.status] += 1
+
     for rid, comps in cells.items():
         total = sizes[rid]
         for c in COMPONENTS:
             cell = comps[c]
-            if c in TRACKED_ELSEWHERE:
-                cell[NOT_TRACKED] = total
-            elif c in COMPONENT_LABELS and c not in (ROLLOUT, DEVICES):
+            if c in COMPONENT_LABELS and c not in (ROLLOUT, DEVICES, *TRACKED_ELSEWHERE):
                 # assessed facilities with no open finding in the area are "in place"
                 assessed = assessed_per_region.get(rid, 0)
                 cell[IN_PLACE] = assessed - flagged.get((rid, c), {"assessed": 0})["assessed"]

@@ -170,6 +170,8 @@ async def shell(request: Request, db: AsyncSession, principal: Principal) -> dic
         "can_rollcall": principal.has_perm_anywhere(perms.ROLLCALL_READ),
         "can_assessments": principal.has_perm_anywhere(perms.ASSESSMENTS_READ),
         "can_programme": principal.has_perm_anywhere(perms.PROGRAMME_READ),
+        "can_drills": principal.has_perm_anywhere(perms.DRILLS_READ),
+        "can_training": principal.has_perm_anywhere(perms.TRAINING_READ),
         "can_sites": principal.has_perm_anywhere(Perm.SITES_READ),
         "can_panic": principal.kind == "user" and principal.has_perm_anywhere(perms.PANIC_RAISE),
     }

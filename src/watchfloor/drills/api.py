@@ -1,0 +1,7 @@
+"""HTTP API of the drills domain (thin: parse, authorise, call the service)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["drills"])

@@ -1,0 +1,3 @@
+"""Tables of the drills domain."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of the training domain."""
+
+from __future__ import annotations
