@@ -153,11 +153,16 @@ async def _load_demo() -> tuple[ImportResult, list[str]]:
 
     async def work(db: Any, clock: Any) -> tuple[ImportResult, list[str]]:
         from watchfloor.assessments.demo import load_demo_assessments
+        from watchfloor.drills.demo import load_demo_drills
+        from watchfloor.training.demo import load_demo_training
 
         result = await load_demo(db, clock)
         accounts = await ensure_demo_accounts(db, clock)
         # most demo facilities have a completed assessment with findings (issue 6)
         await load_demo_assessments(db, clock)
+        # drill schedules, past drills with after-action reports; courses and completions
+        await load_demo_drills(db, clock)
+        await load_demo_training(db, clock)
         await db.commit()
         return result, accounts
 
