@@ -10,6 +10,9 @@
     sends one type only), against a bare FastAPI endpoint that parses the same JSON into the same
     pydantic model, both driven by the same concurrent keep-alive clients for the same time.
 
+Both sides run with the garbage-collector settings a Watchfloor server uses (runtime.tune_gc,
+Settings.gc_tuning): the batch figures in this process, the bare FastAPI server as well as ours.
+
 Writes bench/results/ingest.json and prints one line per figure.
 """
 
@@ -37,6 +40,7 @@ from watchfloor.config import Settings
 from watchfloor.db import make_engine, make_sessionmaker
 from watchfloor.events.ingest import EventBatcher, ValidatedEvent, event_message, event_subject
 from watchfloor.migrate import upgrade
+from watchfloor.runtime import tune_gc
 from watchfloor.sites.models import Device, Facility, Organisation, Region
 
 RESULTS = Path(__file__).parent / "results" / "ingest.json"
@@ -179,8 +183,11 @@ def _raw(path: Path, events: list[ValidatedEvent]) -> float:
 
 BARE_APP = """
 from fastapi import FastAPI
+from watchfloor.config import Settings
 from watchfloor.events.schemas import EventIn
+from watchfloor.runtime import tune_gc
 app = FastAPI()
+tune_gc(Settings())  # the garbage-collector settings a Watchfloor server runs with
 
 @app.post("/api/v1/events", status_code=201)
 async def post_event(body: EventIn) -> dict:
@@ -354,6 +361,7 @@ def main() -> None:
         ours_db, raw_db, http_db = tmp / "ours.db", tmp / "raw.db", tmp / "http.db"
         for target in (ours_db, raw_db, http_db):
             shutil.copy(template, target)
+        tune_gc(Settings(var_dir=tmp / "var"))  # as a server runs (both sides, this process)
         raw = _raw(raw_db, events)
         ours = asyncio.run(_ours(ours_db, events))
         figures: dict[str, Any] = {

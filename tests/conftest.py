@@ -100,6 +100,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         bus_prefix=f"t{run}.",
         # scheduled test signals add events to every facility: tests that want them turn them on
         test_signal_minutes=0,
+        # one process builds many apps: frozen garbage of earlier tests would never be freed
+        gc_tuning=False,
     )
 
 

@@ -105,6 +105,20 @@ class Settings(BaseSettings):
         description="MQTT client id of this process (persistent session); unset = "
         "'watchfloor-<host>-<pid>', so two processes never share a session.",
     )
+    gc_tuning: bool = Field(
+        default=True,
+        description="Once the runtime has started, collect garbage once and freeze what is "
+        "left (gc.freeze: the app, its routes, SQLAlchemy's metadata are never scanned again), "
+        "and collect the youngest generation every gc_young_threshold allocations instead of "
+        "Python's 700: the collector's pauses and its share of ingest time shrink. The test "
+        "suite turns it off (it builds many apps in one process).",
+    )
+    gc_young_threshold: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="Allocations between collections of the youngest generation (gc_tuning).",
+    )
     outbox_retention_hours: float = Field(
         default=24.0,
         gt=0,

@@ -118,6 +118,7 @@ def target(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) ->
             database_url=database_url,
             var_dir=tmp_path / "var",
             secret_key="test-secret-key-not-for-production",
+            gc_tuning=False,
         )
     )
     headers = {"Authorization": f"Bearer {secret}"} if request.param == "admin" else {}

@@ -726,6 +726,17 @@ def _sqlite_time(value: datetime) -> str:
     return stored if value.microsecond else stored + ".000000"
 
 
+def _sqlite_time_of_iso(iso: str, value: datetime) -> str:
+    """`_sqlite_time(value)`, cut from its ISO 8601 text already made for the bus message
+    ("2026-12-05T12:46:04.123456+00:00" → "2026-12-05 12:46:04.123456") when it is UTC."""
+    if iso.endswith("+00:00") and value.tzinfo is UTC:
+        if len(iso) == 32:
+            return f"{iso[:10]} {iso[11:26]}"
+        if len(iso) == 25:
+            return f"{iso[:10]} {iso[11:19]}.000000"
+    return _sqlite_time(value)
+
+
 _PAYLOAD_HEAD = '{"event_id":0'
 
 
@@ -739,7 +750,7 @@ def _sqlite_values(ev: ValidatedEvent) -> tuple[str, str, str]:
         payload = _dumps(message)
         assert payload.startswith(_PAYLOAD_HEAD)
         found = ev._sqlite = (
-            _sqlite_time(ev.occurred_at),
+            _sqlite_time_of_iso(message["occurred_at"], ev.occurred_at),
             _dumps(ev.attributes),
             payload[len(_PAYLOAD_HEAD) :],
         )
