@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from watchfloor.clock import FakeClock
 from watchfloor.rollout.models import Directive, RolloutTask
+from watchfloor.rollout.scorecard import COMPONENT_LABELS
 
 
 def _tiles(html: str) -> dict[str, int]:
@@ -118,6 +119,26 @@ async def test_pdf_holds_the_boards_figures(
     assert csv.text.count(",late,") == t["late"]
     sc = await client.get("/api/v1/scorecard.csv", headers=pm)
     assert sc.status_code == 200 and "device_health" in sc.text
+    # the PDF's preparedness section holds the organisation row the console shows
+    card = (await client.get("/api/v1/scorecard", headers=pm)).json()
+    assert "Preparedness scorecard" in text
+    for key, label in COMPONENT_LABELS.items():
+        c = card["organisation"]["components"][key]
+        line = f"{label} {c['gap']} {c['under_review']} {c['in_place']} {c['not_tracked']}"
+        assert line in text, line
+
+
+async def test_scorecard_chart_counts_facilities(
+    client: httpx.AsyncClient, make_token, estate
+) -> None:
+    pm = await make_token("programme_manager", org=True)
+    page = await client.get("/scorecard", headers=pm)
+    assert 'src="/scorecard/chart.svg"' in page.text
+    chart = await client.get("/scorecard/chart.svg", headers=pm)
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
+    assert "Device health" in chart.text and "Gap" in chart.text
+    staff = await make_token("staff", facility="BOS-FO")
+    assert (await client.get("/scorecard/chart.svg", headers=staff)).status_code == 403
 
 
 async def test_facility_manager_cannot_issue_from_the_console(

@@ -353,7 +353,8 @@ async def rollout_report(
     principal: CurrentPrincipal,
     directive_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
-    """The rollout status as a PDF (the board's figures and the burn-down chart)."""
+    """The rollout status as a PDF (the board's figures, the burn-down chart, and the
+    preparedness scorecard's roll-up with its chart)."""
     scope = read_scope(principal)
     title = "All directives"
     if directive_id is not None:
@@ -362,11 +363,15 @@ async def rollout_report(
     b = await build_board(
         db, clock, settings, principal, service.TaskFilter(directive_id=directive_id), 60
     )
+    rollup = await scorecard.rollup(
+        db, scope, clock.now(), service.due_soon_delta(settings.rollout_due_soon_days)
+    )
     pdf = reports.rollout_pdf(
         b,
         organisation=await _org_name(db) if scope.everything else "your facilities",
         title=title,
         generated_by=principal.label,
+        scorecard=rollup,
     )
     return Response(
         pdf,

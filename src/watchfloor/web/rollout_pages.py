@@ -6,8 +6,9 @@
 - `/rollout/tasks/{id}`: a task, its history, and the confirmation form of an action;
 - `/rollout/directives/new`: issue a directive (measures, facilities, issue date) with a preview
   of the counts before anything is written (programme managers, admins);
-- `/scorecard`: organisation → region roll-up; `/scorecard/facilities/{code}`: every component
-  with its reasons and links.
+- `/scorecard`: organisation → region roll-up with the preparedness chart
+  (`/scorecard/chart.svg`); `/scorecard/facilities/{code}`: every component with its reasons and
+  links.
 """
 
 from __future__ import annotations
@@ -145,6 +146,22 @@ async def rollout_burndown(
     )
     return Response(
         reports.burndown_svg(b),
+        media_type="image/svg+xml",
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/scorecard/chart.svg")
+async def scorecard_chart(
+    request: Request, db: DB, clock: ClockDep, settings: SettingsDep, principal: PagePrincipal
+) -> Response:
+    """Facilities per status for each component of the roll-up in the caller's scope."""
+    scope = principal.scope(PROGRAMME_READ)
+    if scope.empty:
+        return Response(status_code=403)
+    r = await scorecard.rollup(db, scope, clock.now(), _soon(settings))
+    return Response(
+        reports.scorecard_svg(r),
         media_type="image/svg+xml",
         headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
     )
