@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,21 @@ from watchfloor.db import make_engine, make_sessionmaker
 from watchfloor.deps import DB
 from watchfloor.limits import BodySizeLimit
 from watchfloor.problems import install_problem_handlers
+
+#: room for the multipart envelope (boundaries, headers, the form's other fields) of an upload
+MULTIPART_ROOM = 64 * 1024
+
+
+def upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
+    """Routes that take files, each allowed a body of its own file limit (plus the envelope)
+    instead of max_body_bytes; every other request keeps max_body_bytes."""
+    evidence = max(settings.max_body_bytes, settings.assessments_attachment_max_bytes)
+    return [
+        (
+            re.compile(r"(/api/v1)?/assessments/findings/[^/]+/evidence"),
+            evidence + MULTIPART_ROOM,
+        ),
+    ]
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -121,5 +137,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.include_router(pages)
     app.include_router(web_router)
     mount_static(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, uploads=upload_limits(settings)
+    )
     return app

@@ -319,11 +319,11 @@ class Settings(BaseSettings):
         "unset = the 'attachments' folder under var_dir.",
     )
     assessments_attachment_max_bytes: int = Field(
-        default=1_000_000,
+        default=20_000_000,
         ge=1024,
         le=200 * 1024 * 1024,
-        description="Largest evidence file accepted, in bytes (the request as a whole must "
-        "also fit max_body_bytes: raise both for larger photos).",
+        description="Largest evidence file accepted, in bytes (a phone's photo is 2-8 MB); the "
+        "evidence upload routes take a body this large, every other request max_body_bytes.",
     )
     assessments_due_soon_days: int = Field(
         default=60,

@@ -1,6 +1,12 @@
-"""Refuse request bodies over the configured size before any of it is parsed."""
+"""Refuse request bodies over the configured size before any of it is parsed.
+
+Every request may carry at most `max_bytes`; the upload routes named in `uploads` (a path
+pattern and its own limit, e.g. evidence photos) may carry theirs instead."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -12,22 +18,35 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        uploads: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = list(uploads)
+
+    def limit_for(self, path: str) -> int:
+        for pattern, limit in self.uploads:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         detail = (
-            f"The request body is larger than the {self.max_bytes:,} bytes allowed. "
+            f"The request body is larger than the {max_bytes:,} bytes allowed. "
             "Send less at once (split a batch)."
         )
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > max_bytes
                 except ValueError:
                     too_big = False
                 if too_big:
@@ -42,7 +61,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 

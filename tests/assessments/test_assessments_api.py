@@ -427,6 +427,43 @@ async def test_evidence_uploads(client, db, manager, site, settings) -> None:  #
     assert [x["filename"] for x in finding["attachments"]] == ["cam3.png"]
 
 
+async def test_a_phone_photo_fits_but_other_requests_keep_the_small_limit(
+    client, db, manager, site, settings
+) -> None:  # type: ignore[no-untyped-def]
+    a = await scored(client, manager)
+    resp = await client.post(
+        f"{API}/{a['id']}/findings",
+        json={"area": "perimeter", "severity": "high", "description": "Fence cut"},
+        headers=manager,
+    )
+    fid = resp.json()["id"]
+    photo = b"\xff\xd8\xff\xe0" + b"\x00" * (4 * 1024 * 1024)  # a 4 MiB JPEG from a phone
+    assert len(photo) > settings.max_body_bytes
+    resp = await client.post(
+        f"{API}/findings/{fid}/evidence",
+        files={"file": ("fence.jpg", photo, "image/jpeg")},
+        headers=manager,
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["size"] == len(photo)
+    # well past the evidence limit: refused before it is read, nothing stored
+    huge = b"\xff\xd8\xff\xe0" + b"\x00" * (settings.assessments_attachment_max_bytes + 2**17)
+    resp = await client.post(
+        f"{API}/findings/{fid}/evidence",
+        files={"file": ("huge.jpg", huge, "image/jpeg")},
+        headers=manager,
+    )
+    assert resp.status_code == 413 and resp.json()["type"].endswith("body-too-large")
+    assert await db.scalar(select(func.count(FindingAttachment.id))) == 1
+    # any other route still refuses a body that large
+    resp = await client.post(
+        f"{API}/{a['id']}/findings",
+        content=b"{" + b" " * (settings.max_body_bytes + 1) + b"}",
+        headers={**manager, "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 413
+
+
 async def test_csv_export(client, manager, site) -> None:  # type: ignore[no-untyped-def]
     a = await scored(client, manager)
     for sev, text in (("high", '=HYPERLINK("http://evil")'), ("low", "Sign faded")):
