@@ -347,6 +347,13 @@ class Settings(BaseSettings):
     )
 
     # --- drills: settings named drills_*
+    drills_due_soon_days: float = Field(
+        default=14.0,
+        ge=0,
+        le=180,
+        description="A required drill whose next due date is this many days away or less "
+        "counts as 'due soon' on the drills compliance view and the preparedness scorecard.",
+    )
 
     # --- training: settings named training_*
 

@@ -223,8 +223,9 @@ async def test_scorecard_explains_itself(client, make_token, estate, clock: Fake
     assert comps["device_health"]["status"] == "gap"
     assert comps["device_health"]["priority"] == "high"  # a panic button is offline
     assert "Lobby panic button" in comps["device_health"]["reasons"][0]["text"]
-    assert comps["drills"]["status"] == "not_tracked"
-    assert "No drill is required" in comps["drills"]["reasons"][0]["text"]
+    # the organisation's required drills (migration 0007) apply to every facility: none held
+    assert comps["drills"]["status"] == "gap" and comps["drills"]["priority"] == "high"
+    assert "never held" in comps["drills"]["reasons"][0]["text"]
     bos = {
         c["key"]: c
         for c in (await client.get("/api/v1/scorecard/facilities/BOS-FO", headers=pm)).json()[
@@ -238,7 +239,7 @@ async def test_scorecard_explains_itself(client, make_token, estate, clock: Fake
         "in_place": 1, "under_review": 0, "gap": 1, "not_tracked": 0
     }  # fmt: skip
     assert rollup["organisation"]["components"]["rollout"]["gap"] == 3
-    assert rollup["organisation"]["components"]["drills"]["not_tracked"] == 3
+    assert rollup["organisation"]["components"]["drills"]["gap"] == 3
 
 
 async def test_scorecard_areas_come_from_open_findings(
