@@ -179,6 +179,9 @@ def _register_domain_commands() -> None:
     register_auth(app)
     register_sites(app)
     app.add_typer(assessments_app, name="assessments")
+    from watchfloor.training.cli import app as training_app
+
+    app.add_typer(training_app, name="training")
 
 
 _register_domain_commands()

@@ -356,6 +356,50 @@ class Settings(BaseSettings):
     )
 
     # --- training: settings named training_*
+    training_due_soon_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="A required course whose completion expires within this many days counts "
+        "as 'due soon'.",
+    )
+    training_gap_share: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        description="Scorecard: a facility is a 'gap' when more than this share of its required "
+        "(person, course) pairs are overdue or never done.",
+    )
+    training_reminder_hour: int = Field(
+        default=7,
+        ge=0,
+        le=23,
+        description="Hour of the day (facility-local) from which the daily reminder digest goes "
+        "to each facility's security managers (turn it off with training_reminders).",
+    )
+    training_reminders: bool = Field(
+        default=True,
+        description="Send the daily reminder digest of overdue and due-soon training.",
+    )
+    training_reminder_check_seconds: float = Field(
+        default=300,
+        ge=5,
+        le=3600,
+        description="How often the reminder loop looks whether a facility's digest is due.",
+    )
+    training_import_max_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        le=200 * 1024 * 1024,
+        description="Largest LMS export accepted, in bytes (uploads must also fit "
+        "max_body_bytes; the CLI import has no request limit).",
+    )
+    training_import_max_rows: int = Field(
+        default=50_000,
+        ge=1,
+        le=5_000_000,
+        description="Most data rows one LMS export may have.",
+    )
 
     @field_validator("database_url")
     @classmethod
