@@ -26,11 +26,13 @@ def upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
     """Routes that take files, each allowed a body of its own file limit (plus the envelope)
     instead of max_body_bytes; every other request keeps max_body_bytes."""
     evidence = max(settings.max_body_bytes, settings.assessments_attachment_max_bytes)
+    lms_export = max(settings.max_body_bytes, settings.training_import_max_bytes)
     return [
         (
             re.compile(r"(/api/v1)?/assessments/findings/[^/]+/evidence"),
             evidence + MULTIPART_ROOM,
         ),
+        (re.compile(r"/api/v1/training/imports|/training/import"), lms_export + MULTIPART_ROOM),
     ]
 
 

@@ -388,11 +388,11 @@ class Settings(BaseSettings):
         description="How often the reminder loop looks whether a facility's digest is due.",
     )
     training_import_max_bytes: int = Field(
-        default=1_000_000,
+        default=10_000_000,
         ge=1024,
         le=200 * 1024 * 1024,
-        description="Largest LMS export accepted, in bytes (uploads must also fit "
-        "max_body_bytes; the CLI import has no request limit).",
+        description="Largest LMS export accepted, in bytes (the import routes take a body this "
+        "large, every other request max_body_bytes; the CLI import has no request limit).",
     )
     training_import_max_rows: int = Field(
         default=50_000,
