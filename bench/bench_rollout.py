@@ -3,7 +3,12 @@
 A fresh SQLite database (migrated to head) gets 50 regions, 10,000 facilities (each with a
 panic button and a door, some offline), 30 countermeasures (the 15 seeded plus 15 more) and one
 directive with a task per facility and measure: 300,000 tasks in mixed states and due dates,
-written with `executemany`. The clock is set inside the rollout so every status occurs.
+written with `executemany`. The clock is set inside the rollout so every status occurs. For the
+scorecard's drills and training components each facility also gets two completed drills of each
+required kind (ages spread so some are overdue, some due soon, a few never held), open
+corrective actions at every seventh facility, and ten people (7 staff, 2 guards, a manager: 100,000
+in all) with completions of the courses their roles require (about 230,000; some expired, some
+expiring soon, a few never done).
 
 Measured (server time, the service functions the API and console call, median of the runs):
 - board: `rollout.service.board` — counts by status per region, per measure and per facility
@@ -11,8 +16,9 @@ Measured (server time, the service functions the API and console call, median of
 - scorecard: `rollout.scorecard.rollup` — facilities per status for every component, per region;
 
 Baselines, same run, same database file: plain `sqlite3` GROUP BY queries of the same counts
-(status per region, per measure, per facility; and for the scorecard, the per-facility rollout
-and device status grouped by region), with the status CASE written by hand; and for the board a
+(status per region, per measure, per facility; and for the scorecard, the per-facility rollout,
+device, drills and training status grouped by region — the figures are checked equal to ours),
+with the status CASE written by hand; and for the board a
 second, "lean" baseline: raw sqlite3 sending the same lean queries the service sends (conditional
 sums per facility, raw groups per measure, closings per day), which shows what the service's
 SQLAlchemy, async driver and Python cost on top of its SQL.
@@ -142,10 +148,88 @@ def seed(path: Path) -> int:
         "VALUES (1, ?, ?, ?, ?, NULL, ?, ?, 'bench', '', '', 0)",
         rows,
     )
+    seed_drills(cur)
+    seed_training(cur)
     con.commit()
     con.execute("ANALYZE")
     con.close()
     return len(rows)
+
+
+STAFF = (("staff", 7), ("guard", 2), ("facility_manager", 1))  # people per facility, by role
+
+
+def seed_training(cur: sqlite3.Cursor) -> None:
+    """Ten people per facility (7 staff, 2 guards, a manager) and their completions of the
+    courses their roles require: most current, some expiring soon, some expired, some never."""
+    now, today = ts(NOW), NOW.date()
+    people = []
+    for f in range(1, FACILITIES + 1):
+        n = 0
+        for role, count in STAFF:
+            for _ in range(count):
+                n += 1
+                people.append((f, f"E{f:05d}-{n:02d}", role, now, now))
+    cur.executemany(
+        "INSERT INTO people (facility_id, employee_id, given_name, family_name, job_title, role,"
+        " email, phone, contacts, vetting_status, active, created_at, updated_at)"
+        " VALUES (?, ?, 'Pat', 'Bench', '', ?, '', '', '[]', 'cleared', 1, ?, ?)",
+        people,
+    )
+    required: dict[str, list[tuple[int, int]]] = {}
+    for role, course_id, months in cur.execute(
+        "SELECT r.role, c.id, c.refresh_months FROM training_requirements r"
+        " JOIN training_courses c ON c.id = r.course_id"
+    ).fetchall():
+        required.setdefault(role, []).append((course_id, months))
+    rows = []
+    for person_id, facility_id, role in cur.execute(
+        "SELECT id, facility_id, role FROM people"
+    ).fetchall():
+        for course_id, months in required.get(role, []):
+            r = (person_id * 7 + course_id * 3 + facility_id) % 40
+            if r == 0:
+                continue  # never done
+            # r 1-2: expired; r 3-4: expires within 30 days; otherwise current
+            left = -(r * 5) if r <= 2 else r * 5 if r <= 4 else 60 + r * 5
+            expires = today + timedelta(days=left)
+            done = expires - timedelta(days=months * 30)
+            rows.append((person_id, course_id, done.isoformat(), expires.isoformat(), now))
+    cur.executemany(
+        "INSERT INTO training_completions (person_id, course_id, completed_on, expires_on,"
+        " source, note, recorded_by, recorded_at) VALUES (?, ?, ?, ?, 'entered', '', 'bench', ?)",
+        rows,
+    )
+
+
+def seed_drills(cur: sqlite3.Cursor) -> None:
+    """Each facility's last active-shooter, lockdown and evacuation drills (a spread of ages, so
+    some are overdue, some due soon, a few never held) and some open corrective actions."""
+    reqs = cur.execute("SELECT kind, interval_months FROM drill_requirements").fetchall()
+    drills = []
+    for f in range(1, FACILITIES + 1):
+        for k, (kind, months) in enumerate(reqs):
+            if (f + k) % 19 == 0:
+                continue  # never held
+            for back in (months * 31 + 40, (f * 7 + k * 13) % (months * 31 + 20)):
+                held = NOW - timedelta(days=back, hours=6)
+                drills.append((f, kind, ts(held - timedelta(hours=1)), ts(held), ts(held)))
+    cur.executemany(
+        "INSERT INTO drills (facility_id, kind, title, state, planned_at, started_at, ended_at,"
+        " run_by, partner_agencies, timings_source, notes, created_at, created_by, updated_at)"
+        " VALUES (?, ?, 'Drill', 'completed', ?, ?, ?, 'bench', '[]', 'typed', '', ?, 'bench',"
+        " ?)",
+        [(f, kind, start, start, end, end, end) for f, kind, start, end, _e in drills],
+    )
+    cur.executemany(
+        "INSERT INTO drill_actions (drill_id, facility_id, description, owner, due_on, state,"
+        " created_at, created_by, updated_at, updated_by) VALUES ((SELECT min(id) FROM drills"
+        " WHERE facility_id = ?), ?, 'Fix it', 'Manager', ?, 'open', ?, 'bench', ?, 'bench')",
+        [
+            (f, f, (NOW - timedelta(days=f % 20 - 10)).date().isoformat(), ts(NOW), ts(NOW))
+            for f in range(1, FACILITIES + 1, 7)
+        ],
+    )
 
 
 STATUS_SQL = """CASE WHEN t.state = 'done' THEN 'done' WHEN t.state = 'waived' THEN 'waived'
@@ -220,7 +304,42 @@ def baseline_scorecard(con: sqlite3.Connection) -> list[Any]:
         WHERE kind IN ('panic_button', 'door') GROUP BY facility_id) x ON x.fid = f.id
         GROUP BY f.region_id, st"""
     ).fetchall()
-    return [rollout, devices]
+    # drills: each facility's worst required kind (never held / overdue → gap; due within 14
+    # days → under review), an overdue corrective action → at least under review
+    drills = con.execute(
+        """SELECT f.region_id, CASE WHEN x.bad > 0 THEN 'gap' WHEN x.soon > 0 OR a.fid IS NOT
+        NULL THEN 'under_review' ELSE 'in_place' END AS st, count(*) FROM facilities f JOIN
+        (SELECT f2.id AS fid, sum(d.last IS NULL OR :now > datetime(d.last, '+' ||
+         r.interval_months || ' months')) AS bad, sum(d.last IS NOT NULL AND :now <= datetime(
+         d.last, '+' || r.interval_months || ' months') AND datetime(d.last, '+' ||
+         r.interval_months || ' months') <= :drills_soon) AS soon
+         FROM facilities f2 CROSS JOIN drill_requirements r LEFT JOIN (SELECT facility_id, kind,
+         max(ended_at) AS last FROM drills WHERE state = 'completed' GROUP BY facility_id, kind)
+         d ON d.facility_id = f2.id AND d.kind = r.kind WHERE r.active GROUP BY f2.id) x
+        ON x.fid = f.id LEFT JOIN (SELECT DISTINCT facility_id AS fid FROM drill_actions
+        WHERE state != 'done' AND due_on < :today) a ON a.fid = f.id GROUP BY f.region_id, st""",
+        {**p, "drills_soon": ts(NOW + timedelta(days=14)), "today": NOW.date().isoformat()},
+    ).fetchall()
+    # training: per facility, the (active person, required course) pairs behind (never done or
+    # expired) and due within 30 days; more than a tenth behind → gap
+    training = con.execute(
+        """SELECT f.region_id, CASE WHEN x.behind * 1.0 / x.total > 0.10 THEN 'gap'
+        WHEN x.behind > 0 OR x.soon > 0 THEN 'under_review' ELSE 'in_place' END AS st, count(*)
+        FROM facilities f JOIN (SELECT p.facility_id AS fid, count(*) AS total,
+         sum(l.exp IS NULL OR l.exp < :today) AS behind,
+         sum(l.exp >= :today AND l.exp <= :training_soon) AS soon
+         FROM people p JOIN training_requirements r ON r.role = p.role
+         JOIN training_courses c ON c.id = r.course_id AND c.active
+         LEFT JOIN (SELECT person_id, course_id, max(expires_on) AS exp FROM
+          training_completions GROUP BY person_id, course_id) l
+         ON l.person_id = p.id AND l.course_id = r.course_id
+         WHERE p.active GROUP BY p.facility_id) x ON x.fid = f.id GROUP BY f.region_id, st""",
+        {
+            "today": NOW.date().isoformat(),
+            "training_soon": (NOW.date() + timedelta(days=30)).isoformat(),
+        },
+    ).fetchall()
+    return [rollout, devices, drills, training]
 
 
 def timed(fn: Any) -> tuple[float, Any]:
@@ -276,12 +395,13 @@ def main() -> None:
         base_card: list[float] = []
         base_lean: list[float] = []
         expect: dict[str, Any] = {}
+        card_expect: list[Any] = []
         for _ in range(RUNS):
             s, expect = timed(lambda: baseline_board(con))
             base_board.append(s)
             s, _ = timed(lambda: baseline_board_lean(con))
             base_lean.append(s)
-            s, _ = timed(lambda: baseline_scorecard(con))
+            s, card_expect = timed(lambda: baseline_scorecard(con))
             base_card.append(s)
         con.close()
         res = asyncio.run(ours(url, Path(tmp)))
@@ -294,6 +414,18 @@ def main() -> None:
     for status, n in base_totals.items():
         assert board.totals[status] == n, (status, board.totals, base_totals)
     assert board.facility_rows == expect["by_facility"] == FACILITIES
+    card = res["card_obj"]
+    for component, rows in (
+        ("rollout", card_expect[0]),
+        ("device_health", card_expect[1]),
+        ("drills", card_expect[2]),
+        ("training_compliance", card_expect[3]),
+    ):
+        counted: dict[str, int] = {}
+        for _region, status, n in rows:
+            counted[status] = counted.get(status, 0) + n
+        got = {k: v for k, v in card.organisation[component].items() if v and k != "not_tracked"}
+        assert got == counted, (component, got, counted)
 
     figures: dict[str, Any] = {
         "facilities": FACILITIES,

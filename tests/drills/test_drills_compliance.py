@@ -8,11 +8,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import update
 
 from watchfloor.clock import FakeClock
 from watchfloor.drills import service
 from watchfloor.drills.models import Drill, DrillAction, DrillRequirement
+from watchfloor.drills.service import quick_status, status_for
 
 NY = "America/New_York"
 SOON = timedelta(days=14)
@@ -171,3 +174,21 @@ async def test_the_compliance_view_is_most_urgent_first_and_filters_by_region(
     assert (east["overdue"], east["due_soon"], east["never"]) == (1, 1, 4)
     west = (await client.get("/api/v1/drills/compliance?region=WEST", headers=pm)).json()
     assert {r["facility_code"] for r in west["rows"]} == {"PHX-CH"}
+
+
+@given(
+    held=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)),
+    offset_days=st.floats(min_value=-800, max_value=800),
+    months=st.sampled_from([1, 3, 6, 12, 24]),
+    tz=st.sampled_from(["America/New_York", "Pacific/Honolulu", "Asia/Kolkata", "UTC"]),
+    soon_days=st.sampled_from([0, 14, 30]),
+)
+def test_the_roll_ups_shortcut_agrees_with_the_calendar(
+    held: datetime, offset_days: float, months: int, tz: str, soon_days: int
+) -> None:
+    last = held.replace(tzinfo=UTC)
+    now = last + timedelta(days=offset_days)
+    soon = timedelta(days=soon_days)
+    quick = quick_status(last, months, now, soon)
+    if quick is not None:
+        assert quick == status_for(last, months, tz, now, soon)[0]

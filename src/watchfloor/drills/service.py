@@ -904,6 +904,21 @@ class ComplianceEntry:
     status: str
 
 
+#: a day either way covers any time-zone offset between a UTC instant and its local date
+_SLACK = timedelta(days=1)
+
+
+def quick_status(last: datetime, months: int, now: datetime, soon: timedelta) -> str | None:
+    """`status_for`'s answer when it is plain without the calendar: N calendar months are at
+    least 28·N and at most 31·N days, so a drill held long enough ago is overdue, and one held
+    recently enough is compliant, whatever the time zone; None when it is close."""
+    if now > last + timedelta(days=31 * months) + _SLACK:
+        return "overdue"
+    if last + timedelta(days=28 * months) - _SLACK - now > soon:
+        return "compliant"
+    return None
+
+
 def status_for(
     last: datetime | None, months: int, tz: str, now: datetime, soon: timedelta
 ) -> tuple[str, datetime | None]:
@@ -1020,35 +1035,38 @@ async def facility_compliance(
     if not reqs or not ids:
         return {}
     soon = timedelta(days=due_soon_days)
-    last = await _last_completed(db, ids, [r.kind for r in reqs], None)
+    wanted = set(ids)
+    # Many facilities (the scorecard's roll-up): one pass over every facility, the ones not
+    # asked for dropped here; a few: the queries per 500 ids.
+    wide = len(ids) > CHUNK
+    kinds = [r.kind for r in reqs]
+    if wide:
+        last = await _last_completed(db, None, kinds, Scope(everything=True))
+    else:
+        last = await _last_completed(db, ids, kinds, None)
     info: dict[int, tuple[str, str]] = {}
     overdue_actions: dict[int, list[tuple[int, date]]] = {}
     cutoff = now.astimezone(UTC).date()
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        for fid, code, tz in (
-            await db.execute(
-                select(Facility.id, Facility.code, Facility.timezone).where(Facility.id.in_(chunk))
+    chunks: list[list[int] | None] = (
+        [None] if wide else [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    )
+    for chunk in chunks:
+        facilities = select(Facility.id, Facility.code, Facility.timezone)
+        actions = (
+            select(
+                DrillAction.facility_id, DrillAction.drill_id, DrillAction.due_on, Facility.timezone
             )
-        ).all():
-            info[fid] = (code, tz)
-        for fid, drill_id, due_on, tz in (
-            await db.execute(
-                select(
-                    DrillAction.facility_id,
-                    DrillAction.drill_id,
-                    DrillAction.due_on,
-                    Facility.timezone,
-                )
-                .join(Facility, Facility.id == DrillAction.facility_id)
-                .where(
-                    DrillAction.facility_id.in_(chunk),
-                    DrillAction.state != ActionState.DONE,
-                    DrillAction.due_on <= cutoff,
-                )
-            )
-        ).all():
-            if local_date(now, tz) > due_on:
+            .join(Facility, Facility.id == DrillAction.facility_id)
+            .where(DrillAction.state != ActionState.DONE, DrillAction.due_on <= cutoff)
+        )
+        if chunk is not None:
+            facilities = facilities.where(Facility.id.in_(chunk))
+            actions = actions.where(DrillAction.facility_id.in_(chunk))
+        for fid, code, tz in (await db.execute(facilities)).all():
+            if fid in wanted:
+                info[fid] = (code, tz)
+        for fid, drill_id, due_on, tz in (await db.execute(actions)).all():
+            if fid in wanted and local_date(now, tz) > due_on:
                 overdue_actions.setdefault(fid, []).append((drill_id, due_on))
     out: dict[int, FacilityCompliance] = {}
     for fid in ids:
@@ -1059,8 +1077,17 @@ async def facility_compliance(
         worst = "in_place"
         reasons: list[tuple[str, str]] = []
         for r in reqs:
-            status, due = status_for(last.get((fid, r.kind)), r.interval_months, tz, now, soon)
-            label = kind_label(r.kind)
+            held = last.get((fid, r.kind))
+            quick = (
+                None
+                if with_reasons or held is None
+                else quick_status(held, r.interval_months, now, soon)
+            )
+            if quick is not None:  # the roll-up needs no due date: skip the calendar when it can
+                status, due = quick, None
+            else:
+                status, due = status_for(held, r.interval_months, tz, now, soon)
+            label = kind_label(r.kind) if with_reasons else ""
             if status in ("overdue", "never"):
                 worst = "gap"
                 if with_reasons:

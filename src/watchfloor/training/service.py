@@ -746,7 +746,8 @@ async def facility_compliance(
     Over the facility's active staff and the courses their roles require: more than `gap_share`
     of the (person, course) pairs overdue or never done → gap (high); any overdue, never or due
     soon → under review (medium); all current → in place (low); no staff under a requirement →
-    left out. One GROUP BY query per 500 facility ids."""
+    left out. One GROUP BY query per 500 facility ids, or one over every facility when more are
+    asked for."""
     if due_soon_days is None or gap_share is None:
         from watchfloor.config import get_settings
 
@@ -758,14 +759,23 @@ async def facility_compliance(
     st = _status_expr(latest.c.expires_on, today, due_soon_days)
     result: dict[int, FacilityCompliance] = {}
     codes: dict[int, str] = {}
-    for chunk in _chunks(sorted(set(facility_ids))):
+    wanted = set(facility_ids)
+    # Many facilities (the scorecard's roll-up): one pass over every facility, the ones not
+    # asked for dropped here; a few: one query per 500 ids.
+    chunks: list[list[int] | None] = (
+        [None] if len(wanted) > CHUNK else list(_chunks(sorted(wanted)))
+    )
+    for chunk in chunks:
         stmt = (
             _pairs(latest)
             .with_only_columns(Person.facility_id, *_counts_cols(st))
-            .where(Person.facility_id.in_(chunk))
             .group_by(Person.facility_id)
         )
+        if chunk is not None:
+            stmt = stmt.where(Person.facility_id.in_(chunk))
         for row in (await db.execute(stmt)).all():
+            if row.facility_id not in wanted:
+                continue
             c = _counts(row)
             if not c["total"]:
                 continue
@@ -779,9 +789,12 @@ async def facility_compliance(
             if with_reasons:
                 comp.reasons = _reasons(c)
             result[row.facility_id] = comp
-        if with_reasons and result:
+    if with_reasons and result:
+        for chunk_ids in _chunks(sorted(result)):
             for fid, code in (
-                await db.execute(select(Facility.id, Facility.code).where(Facility.id.in_(chunk)))
+                await db.execute(
+                    select(Facility.id, Facility.code).where(Facility.id.in_(chunk_ids))
+                )
             ).all():
                 codes[fid] = code
     if with_reasons:
