@@ -234,6 +234,28 @@ def _serialise_sqlite_writes(engine: AsyncEngine) -> None:
     _writers[sync] = writers
 
 
+@contextlib.asynccontextmanager
+async def sqlite_write_turn(engine: AsyncEngine, owner: int) -> AsyncIterator[None]:
+    """Hold this process's SQLite write gate (the fast lane under `urgent_writes()`) around a
+    write transaction run on the DBAPI connection itself, outside SQLAlchemy's statements (the
+    ingest fast path); `owner` names the connection. No-op on PostgreSQL."""
+    gate = write_gate(engine)
+    if gate is None:
+        yield
+        return
+    try:
+        await gate.acquire(owner, _urgent.get(), WRITE_WAIT_SECONDS)
+    except TimeoutError:
+        raise sqlite3.OperationalError(
+            f"database is locked (waited {WRITE_WAIT_SECONDS:.0f} s for this process's "
+            "other writers)"
+        ) from None
+    try:
+        yield
+    finally:
+        gate.release(owner)
+
+
 def write_gate(engine: AsyncEngine) -> WriteGate | None:
     """This loop's SQLite write gate of the engine (None on PostgreSQL); for tests/diagnostics."""
     writers = _writers.get(engine.sync_engine)

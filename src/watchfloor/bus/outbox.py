@@ -201,12 +201,24 @@ def _after_commit(session: Session) -> None:
         return
     relays = list(_relays.get(engine, ()))
     committed = (_committed_rows(rows) if rows and relays else []) + bulk
-    everything = len(committed) == len(rows) + len(bulk)
+    _hand_over(relays, committed, everything=len(committed) == len(rows) + len(bulk))
+
+
+def _hand_over(
+    relays: list[OutboxRelay], committed: list[tuple[int, str, str, Any]], *, everything: bool
+) -> None:
     for relay in relays:
         # every row handed over in memory: nothing for a scan to find (and a scan per commit
         # is a database read per commit); anything else wakes the relay to scan
         if not (committed and relay.offer(committed) and everything):
             relay.kick()
+
+
+def committed_bulk_rows(engine: Engine, rows: list[tuple[int, str, str, Any]]) -> None:
+    """Outbox rows committed outside a Session (the event batcher's one-trip SQLite write) as
+    (id, msg_id, subject, payload): handed to the engine's relays in memory, as on a commit."""
+    if rows:
+        _hand_over(list(_relays.get(engine, ())), rows, everything=True)
 
 
 @event.listens_for(Session, "after_soft_rollback")

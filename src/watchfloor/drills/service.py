@@ -28,7 +28,7 @@ from watchfloor.audit import service as audit
 from watchfloor.auth.principal import Principal, Scope
 from watchfloor.auth.roles import Perm
 from watchfloor.clock import Clock
-from watchfloor.config import Settings
+from watchfloor.config import get_settings
 from watchfloor.drills.models import (
     KIND_LABELS,
     LOCKDOWN_KINDS,
@@ -56,7 +56,6 @@ from watchfloor.rollout.deadlines import add_months, zone
 from watchfloor.sites.models import Facility, Region
 from watchfloor.sites.service import scope_filter
 
-DEFAULT_DUE_SOON_DAYS = float(Settings.model_fields["drills_due_soon_days"].default)
 CHUNK = 500
 NEXT_SHOWN = 4
 #: how many occurrences ahead are checked for a rule firing more often than daily
@@ -1022,7 +1021,7 @@ async def facility_compliance(
     now: datetime,
     *,
     with_reasons: bool = True,
-    due_soon_days: float = DEFAULT_DUE_SOON_DAYS,
+    due_soon_days: float | None = None,
 ) -> dict[int, FacilityCompliance]:
     """Compliance of each facility named (a facility left out is "not tracked"). The scorecard
     roll-up calls this for every facility in scope (10,000 and more) with with_reasons=False.
@@ -1034,6 +1033,8 @@ async def facility_compliance(
     ids = list(dict.fromkeys(facility_ids))
     if not reqs or not ids:
         return {}
+    if due_soon_days is None:  # the scorecard passes none: the configured value
+        due_soon_days = get_settings().drills_due_soon_days
     soon = timedelta(days=due_soon_days)
     wanted = set(ids)
     # Many facilities (the scorecard's roll-up): one pass over every facility, the ones not

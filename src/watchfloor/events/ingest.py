@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from watchfloor.bus import outbox, subject_token
 from watchfloor.bus.models import OutboxMessage
 from watchfloor.clock import Clock
-from watchfloor.db import urgent_writes
+from watchfloor.db import sqlite_write_turn, urgent_writes
 from watchfloor.events.models import Event
 from watchfloor.sites.models import Device, DeviceStatus, Facility
 
@@ -50,6 +50,7 @@ LIFE_SAFETY_TYPES = frozenset(
     {"panic.pressed", "duress.code", "weapon.detected", "person.needs_help"}
 )
 SERIALISE_CHUNK = 250  # events serialised between yields to the event loop
+IDLE_CONNECTION_SECONDS = 1.0  # SQLite: a batcher lane idle this long gives its connection back
 KEY_CHUNK = 400  # idempotency keys looked up per query (well under every driver's limit)
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
 DEVICES: Table = Device.__table__  # type: ignore[assignment]
@@ -266,6 +267,7 @@ class EventBatcher:
         # goes first at the database's write gate, db.urgent_writes)
         self._queues: dict[bool, asyncio.Queue[_Pending]] = {}
         self._workers: dict[bool, asyncio.Task[None]] = {}
+        self._connections: dict[bool, Any] = {}  # SQLite: each lane's own connection
         self._closed = False
 
     # -- public
@@ -309,19 +311,36 @@ class EventBatcher:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+        for lane in list(self._connections):
+            await self._drop_connection(lane)  # a lane whose worker never ran
 
     # -- the writer
 
     async def _run(self, queue: asyncio.Queue[_Pending], urgent: bool = False) -> None:
+        try:
+            await self._serve(queue, urgent)
+        finally:  # stopped (close, or the loop ending): give the lane's connection back
+            await self._drop_connection(urgent)
+
+    async def _serve(self, queue: asyncio.Queue[_Pending], urgent: bool) -> None:
         while True:
-            first = await queue.get()
+            if urgent in self._connections:
+                try:  # an idle lane gives its connection back
+                    first = await asyncio.wait_for(queue.get(), IDLE_CONNECTION_SECONDS)
+                except TimeoutError:
+                    await self._drop_connection(urgent)
+                    continue
+            else:
+                first = await queue.get()
             batch = [first]
             count = len(first.events)
             while count < self.max_batch and not queue.empty():
                 item = queue.get_nowait()
                 batch.append(item)
                 count += len(item.events)
-            if count < self.max_batch and self.max_wait > 0 and not urgent:
+            if count < self.max_batch and not urgent:
+                # Let the loop run once (or wait max_wait): requests it has already read reach
+                # submit and join this batch instead of waiting a whole write for the next.
                 await asyncio.sleep(self.max_wait)
                 while count < self.max_batch and not queue.empty():
                     item = queue.get_nowait()
@@ -340,6 +359,9 @@ class EventBatcher:
 
         # a batch carrying a life-safety event jumps SQLite's in-process write queue (db.py)
         urgent = any(ev.type in LIFE_SAFETY_TYPES for ev in events)
+        if self._sqlite:
+            await self._write_sqlite(batch, events, urgent)
+            return
         for attempt in range(3):
             try:
                 async with self.sessionmaker() as db:
@@ -357,25 +379,73 @@ class EventBatcher:
                 log.exception("event batch write failed")
                 break
         if receipts is None:
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(error or RuntimeError("event write failed"))
+            _fail(batch, error)
             return
-        self.transactions += 1
-        self.events_written += len(events)
-        for hook in self.on_commit:
-            hook(len(events))
-        if self.relay_kick is not None and not self._sqlite:  # SQLite: handed over on commit
+        if self.relay_kick is not None:
             try:
                 self.relay_kick()
             except Exception:  # the relay also polls; a failed kick only delays
                 log.exception("relay kick failed")
+        self._answer(batch, events, receipts)
+
+    async def _write_sqlite(
+        self, batch: list[_Pending], events: list[ValidatedEvent], urgent: bool
+    ) -> None:
+        """SQLite: the whole transaction — BEGIN IMMEDIATE, every write, COMMIT — in ONE call on
+        the connection's own thread (`_write_transaction`), under this process's write gate, and
+        the callers answered before the connection goes back to the pool. Through a Session the
+        same write took five hand-offs between the event loop and that thread (begin, write,
+        commit, close), each waiting its turn on a busy loop. Each lane keeps its connection
+        from batch to batch (dropped after a failed write)."""
+        engine: Any = self.sessionmaker.kw["bind"]
+        now = self.clock.now()
+        new, slot = _classify(events, {})  # stored keys: the insert itself skips them
+        for ev in new:
+            _sqlite_values(ev)  # serialised here (usually already done in submit)
+        try:
+            conn = self._connections.get(urgent)
+            if conn is None:  # each lane keeps one connection: no check-out and reset per batch
+                conn = self._connections[urgent] = await engine.connect()
+            raw = await conn.get_raw_connection()
+            aio: Any = raw.driver_connection  # aiosqlite.Connection
+            with urgent_writes() if urgent else contextlib.nullcontext():
+                async with sqlite_write_turn(engine, id(raw.dbapi_connection)):
+                    ids_of_new, repeat_of, relayed = await aio._execute(
+                        _write_transaction, aio, now, new
+                    )
+            outbox.committed_bulk_rows(engine.sync_engine, relayed)
+            self._answer(batch, events, _receipts(slot, ids_of_new, repeat_of))
+        except Exception as exc:  # the callers get the error; nothing was stored
+            log.exception("event batch write failed")
+            _fail(batch, exc)
+            await self._drop_connection(urgent)
+
+    async def _drop_connection(self, lane: bool) -> None:
+        conn = self._connections.pop(lane, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _answer(
+        self, batch: list[_Pending], events: list[ValidatedEvent], receipts: list[EventReceipt]
+    ) -> None:
+        """The batch is committed: count it and answer every caller."""
+        self.transactions += 1
+        self.events_written += len(events)
+        for hook in self.on_commit:
+            hook(len(events))
         at = 0
         for p in batch:
             n = len(p.events)
             if not p.future.done():
                 p.future.set_result(receipts[at : at + n])
             at += n
+
+
+def _fail(batch: list[_Pending], error: BaseException | None) -> None:
+    for p in batch:
+        if not p.future.done():
+            p.future.set_exception(error or RuntimeError("event write failed"))
 
 
 async def _existing_keys(
@@ -573,6 +643,22 @@ async def _write_events_sqlite(
     ids_of_new, repeat_of, relayed = await aio._execute(_write_sync, aio, now, new)
     outbox.note_bulk_rows(db, relayed)  # handed to the relay in memory on commit
     return _receipts(slot, ids_of_new, repeat_of)
+
+
+def _write_transaction(
+    aio: Any, now: datetime, new: list[ValidatedEvent]
+) -> tuple[dict[int, int], dict[int, int], list[tuple[int, str, str, Any]]]:
+    """`_write_sync` in a transaction of its own, begun and committed here (on aiosqlite's
+    thread): BEGIN IMMEDIATE takes SQLite's write lock first, so the ids counted are ours."""
+    sq: Any = aio._conn
+    sq.execute("BEGIN IMMEDIATE")
+    try:
+        found = _write_sync(aio, now, new)
+        sq.commit()
+    except BaseException:
+        sq.rollback()
+        raise
+    return found
 
 
 def _write_sync(
