@@ -171,14 +171,17 @@ async def handle_message(
     async with sessionmaker() as db:
         # Reads first: most routine events raise nothing (motion in opening hours, a refused
         # card below its count), and an evaluation that changes nothing is safe to repeat, so
-        # it needs no dedupe record and takes no write lock at all.
-        if await outbox.handled_before(db, CONSUMER, msg.msg_id):
-            return 0
+        # it needs no dedupe look-up, no dedupe record and takes no write lock at all. Only an
+        # evaluation that would change something asks whether this message was handled before
+        # (a redelivery after a crash): then it is undone.
         with db.no_autoflush:
             alarms = await handle_event(
                 db, clock, msg.data, correlation_window_seconds=correlation_window_seconds
             )
         if not alarms and not (db.new or db.dirty or db.deleted) and not _wrote(db):
+            await db.rollback()
+            return 0
+        if await outbox.handled_before(db, CONSUMER, msg.msg_id):
             await db.rollback()
             return 0
         if not await outbox.first_delivery(db, CONSUMER, msg.msg_id, clock=clock):

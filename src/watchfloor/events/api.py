@@ -166,27 +166,40 @@ def _decode(raw: bytes) -> Any:
     },
 )
 async def post_event(
-    request: Request, response: Response, principal: CurrentPrincipal, db: DB, clock: IngestClock
+    request: Request, response: Response, principal: CurrentPrincipal, clock: IngestClock
 ) -> EventAccepted:
     """Report one event. Answered only after it is durably stored (201; 200 for a repeat)."""
     principal.require_anywhere(Perm.EVENTS_INGEST)
     raw = await request.body()
-    # Give the request's connection back before waiting on look-ups and the group commit: a
-    # burst of requests each holding one would starve the batcher of connections.
-    await db.close()
+    # No database session for the request itself: the look-ups are cached and the batcher
+    # writes; only a dead letter opens one (a burst of requests each holding a session would
+    # starve the batcher of connections).
     batcher = get_batcher(request)
     try:
         validated = await _validate(batcher.directory, clock, principal, _decode(raw))
     except service.InvalidEvent as exc:
-        await _dead_letter(
-            db, clock, principal, request, raw, str(exc), _home_facility_id(principal)
+        await _dead_letter_now(
+            request, clock, principal, raw, str(exc), _home_facility_id(principal)
         )
     except _Rejected as exc:
-        await _dead_letter(db, clock, principal, request, raw, exc.reason, exc.facility_id)
+        await _dead_letter_now(request, clock, principal, raw, exc.reason, exc.facility_id)
     [receipt] = await batcher.submit([validated])
     if receipt.duplicate:
         response.status_code = status.HTTP_200_OK
     return EventAccepted(event_id=receipt.event_id, duplicate=receipt.duplicate)
+
+
+async def _dead_letter_now(
+    request: Request,
+    clock: ClockDep,
+    principal: Principal,
+    raw: bytes | str,
+    reason: str,
+    facility_id: int | None,
+) -> NoReturn:
+    """`_dead_letter` in a session of its own (for a route that holds none)."""
+    async with request.app.state.sessionmaker() as db:
+        await _dead_letter(db, clock, principal, request, raw, reason, facility_id)
 
 
 async def _dead_letter(
