@@ -84,11 +84,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     from watchfloor.web.routes import mount_static
     from watchfloor.web.routes import router as web_router
 
-    for router in (sites_router, people_router, auth_router, audit_router):
-        app.include_router(router, prefix="/api/v1")
     from watchfloor.events.api import router as events_router
 
+    # Device events first: the router tries its routes in order, and ingest is by far the
+    # busiest (no other router shares its paths).
     app.include_router(events_router, prefix="/api/v1")
+    for router in (sites_router, people_router, auth_router, audit_router):
+        app.include_router(router, prefix="/api/v1")
     from watchfloor.incidents.escalation_api import router as escalation_router
     from watchfloor.panic.api import router as panic_router
 

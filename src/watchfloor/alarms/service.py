@@ -418,15 +418,19 @@ async def handle_event(
         if heard_again:
             await clear_device_alarms(db, clock, device, ["device_offline"], "heard again")
 
-    done: set[str] = set()
-    if event_id is not None:
-        done = set(
-            (await db.scalars(select(Alarm.rule_key).where(Alarm.event_id == event_id))).all()
-        )
+    done: set[str] | None = None  # rules that already raised an alarm for this event
     raised: list[Alarm] = []
     # a staff panic cancelled before this message was handled: its alarm still shows, marked
     cancelled = event_type == "panic.pressed" and await _sender_cancelled(db, event_id)
     for rule in await evaluation.effective_rules(db, facility.id, event_type):
+        if done is None:  # looked up once a rule applies to this type at all
+            done = set()
+            if event_id is not None:
+                done = set(
+                    (
+                        await db.scalars(select(Alarm.rule_key).where(Alarm.event_id == event_id))
+                    ).all()
+                )
         if rule.key in done:
             continue
         cond = rule.conditions or {}
