@@ -79,12 +79,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     from watchfloor.audit.api import router as audit_router
     from watchfloor.auth.api import router as auth_router
+    from watchfloor.events.api import router as events_router
     from watchfloor.people.api import router as people_router
     from watchfloor.sites.api import router as sites_router
     from watchfloor.web.routes import mount_static
     from watchfloor.web.routes import router as web_router
-
-    from watchfloor.events.api import router as events_router
 
     # Device events first: the router tries its routes in order, and ingest is by far the
     # busiest (no other router shares its paths).
