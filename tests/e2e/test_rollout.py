@@ -9,24 +9,24 @@ Screenshots land in tests/e2e/screenshots/ (git-ignored) for a person to look at
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import pyotp
 import pytest
 
-from watchfloor.auth import service as auth_service
-from watchfloor.clock import SystemClock
-from watchfloor.config import Settings
-from watchfloor.db import make_engine, make_sessionmaker
+from e2e.browser import (
+    CHROMIUM,
+    PM_TOTP,
+    add_to_database,
+    log_in,
+    programme_manager,
+    shot,
+    watched_page,
+)
 from web.seed import PASSWORD
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-PM_TOTP = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
 
 pytestmark = [
     pytest.mark.e2e,
@@ -38,80 +38,21 @@ pytestmark = [
 ]
 
 
-async def _add_programme_manager(url: str, var_dir: Path) -> None:
-    engine = make_engine(Settings(database_url=url, var_dir=var_dir))
-    try:
-        async with make_sessionmaker(engine)() as db:
-            await auth_service.create_user(
-                db,
-                SystemClock(),
-                "system:test",
-                username="pat",
-                display_name="Pat Programme",
-                password=PASSWORD,
-                grants=[("programme_manager", auth_service.ScopeSpec.org())],
-                totp_secret=PM_TOTP,
-            )
-            await db.commit()
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
-def pm_page(server: str, database_url: str, tmp_path: Path) -> Iterator[tuple[object, list[str]]]:
-    from playwright.sync_api import sync_playwright
-
-    asyncio.run(_add_programme_manager(database_url, tmp_path / "pm-var"))
-    SCREENSHOTS.mkdir(exist_ok=True)
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True
-        )
-        context = browser.new_context(base_url=server, viewport={"width": 1440, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.on(
-            "console",
-            lambda msg: (
-                problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        page.on(
-            "response",
-            lambda resp: (
-                problems.append(f"{resp.status} for {resp.url}")
-                if resp.status >= 400 and resp.request.resource_type != "document"
-                else None
-            ),
-        )
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        try:
-            yield page, problems
-        finally:
-            context.close()
-            browser.close()
-
-
-def shot(page: object, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+def pm_page(server: str, database_url: str, tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
+    add_to_database(database_url, tmp_path / "pm-var", programme_manager(PASSWORD))
+    with watched_page(server) as found:
+        yield found
 
 
 def test_programme_manager_issues_the_overhaul_and_reads_board_and_scorecard(
-    server: str, pm_page: tuple[object, list[str]]
+    server: str, pm_page: tuple[Any, list[str]]
 ) -> None:
     from playwright.sync_api import Page, expect
 
     page, problems = pm_page
     assert isinstance(page, Page)
-    page.goto("/login?next=/rollout")
-    page.get_by_label("User name").fill("pat")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("textbox", name="6-digit code").fill(pyotp.TOTP(PM_TOTP).now())
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "/rollout", "pat", PASSWORD, PM_TOTP)
     expect(page.get_by_role("heading", name="Countermeasure rollout")).to_be_visible()
 
     # issue the overhaul directive: preview first, nothing written until "Issue"

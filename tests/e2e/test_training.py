@@ -9,23 +9,17 @@ opens a guard's page and records a completion. Screenshots land in tests/e2e/scr
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import pyotp
 import pytest
 
-from watchfloor.clock import SystemClock
-from watchfloor.config import Settings
-from watchfloor.db import make_engine, make_sessionmaker
+from e2e.browser import CHROMIUM, add_to_database, log_in, shot, watched_page
 from watchfloor.training.demo import load_demo_training
 from web.seed import MANAGER_TOTP, PASSWORD
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,73 +31,21 @@ pytestmark = [
 ]
 
 
-async def _training_data(url: str, var_dir: Path) -> None:
-    engine = make_engine(Settings(database_url=url, var_dir=var_dir))
-    try:
-        async with make_sessionmaker(engine)() as db:
-            await load_demo_training(db, SystemClock())
-            await db.commit()
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
-def manager_page(
-    server: str, database_url: str, tmp_path: Path
-) -> Iterator[tuple[object, list[str]]]:
-    from playwright.sync_api import sync_playwright
-
-    asyncio.run(_training_data(database_url, tmp_path / "training-var"))
-    SCREENSHOTS.mkdir(exist_ok=True)
-    problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True
-        )
-        context = browser.new_context(base_url=server, viewport={"width": 1440, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.on(
-            "console",
-            lambda msg: (
-                problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        page.on(
-            "response",
-            lambda resp: (
-                problems.append(f"{resp.status} for {resp.url}")
-                if resp.status >= 400 and resp.request.resource_type != "document"
-                else None
-            ),
-        )
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        try:
-            yield page, problems
-        finally:
-            context.close()
-            browser.close()
-
-
-def shot(page: object, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+def manager_page(server: str, database_url: str, tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
+    add_to_database(database_url, tmp_path / "training-var", load_demo_training)
+    with watched_page(server) as found:
+        yield found
 
 
 def test_manager_reads_training_imports_an_lms_export_and_records_a_completion(
-    server: str, manager_page: tuple[object, list[str]], tmp_path: Path
+    server: str, manager_page: tuple[Any, list[str]], tmp_path: Path
 ) -> None:
     from playwright.sync_api import Page, expect
 
     page, problems = manager_page
     assert isinstance(page, Page)
-    page.goto("/login?next=/training")
-    page.get_by_label("User name").fill("dallas")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("textbox", name="6-digit code").fill(pyotp.TOTP(MANAGER_TOTP).now())
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "/training", "dallas", PASSWORD, MANAGER_TOTP)
     expect(page.get_by_role("heading", name="Training compliance")).to_be_visible()
 
     # the landing page: tiles, Dallas first (the only facility in scope), chart, staff behind
