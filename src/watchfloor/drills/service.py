@@ -307,23 +307,40 @@ async def create_schedule(
     return schedule
 
 
-async def schedule_in_scope(
-    db: AsyncSession, principal: Principal, schedule_id: int, perm: Perm = Perm.DRILLS_READ
-) -> tuple[DrillSchedule, Facility]:
+async def _in_scope(
+    db: AsyncSession, principal: Principal, model: Any, object_id: int, perm: Perm, missing: str
+) -> tuple[Any, Facility]:
+    """A drills object (schedule, drill, corrective action) with its facility, when the caller
+    holds `perm` there; NotFound (never Forbidden) for one outside every grant."""
     principal.require_anywhere(perm)
     row = (
         await db.execute(
-            select(DrillSchedule, Facility)
-            .join(Facility, Facility.id == DrillSchedule.facility_id)
-            .where(DrillSchedule.id == schedule_id)
+            select(model, Facility)
+            .join(Facility, Facility.id == model.facility_id)
+            .options(joinedload(Facility.region))
+            .where(model.id == object_id)
         )
     ).one_or_none()
     if row is None or not principal.allows(
         Perm.DRILLS_READ, facility_id=row[1].id, region_id=row[1].region_id
     ):
-        raise NotFound(f"There is no drill schedule {schedule_id}.")
+        raise NotFound(missing)
     principal.require(perm, facility_id=row[1].id, region_id=row[1].region_id)
     return row[0], row[1]
+
+
+async def schedule_in_scope(
+    db: AsyncSession, principal: Principal, schedule_id: int, perm: Perm = Perm.DRILLS_READ
+) -> tuple[DrillSchedule, Facility]:
+    schedule, facility = await _in_scope(
+        db,
+        principal,
+        DrillSchedule,
+        schedule_id,
+        perm,
+        f"There is no drill schedule {schedule_id}.",
+    )
+    return schedule, facility
 
 
 async def set_paused(
@@ -411,21 +428,10 @@ async def plan_drill(
 async def drill_in_scope(
     db: AsyncSession, principal: Principal, drill_id: int, perm: Perm = Perm.DRILLS_READ
 ) -> tuple[Drill, Facility]:
-    principal.require_anywhere(perm)
-    row = (
-        await db.execute(
-            select(Drill, Facility)
-            .join(Facility, Facility.id == Drill.facility_id)
-            .options(joinedload(Facility.region))
-            .where(Drill.id == drill_id)
-        )
-    ).one_or_none()
-    if row is None or not principal.allows(
-        Perm.DRILLS_READ, facility_id=row[1].id, region_id=row[1].region_id
-    ):
-        raise NotFound(f"There is no drill {drill_id}.")
-    principal.require(perm, facility_id=row[1].id, region_id=row[1].region_id)
-    return row[0], row[1]
+    drill, facility = await _in_scope(
+        db, principal, Drill, drill_id, perm, f"There is no drill {drill_id}."
+    )
+    return drill, facility
 
 
 async def start_drill(
@@ -808,20 +814,10 @@ async def add_action(
 async def action_in_scope(
     db: AsyncSession, principal: Principal, action_id: int, perm: Perm = Perm.DRILLS_READ
 ) -> tuple[DrillAction, Facility]:
-    principal.require_anywhere(perm)
-    row = (
-        await db.execute(
-            select(DrillAction, Facility)
-            .join(Facility, Facility.id == DrillAction.facility_id)
-            .where(DrillAction.id == action_id)
-        )
-    ).one_or_none()
-    if row is None or not principal.allows(
-        Perm.DRILLS_READ, facility_id=row[1].id, region_id=row[1].region_id
-    ):
-        raise NotFound(f"There is no corrective action {action_id}.")
-    principal.require(perm, facility_id=row[1].id, region_id=row[1].region_id)
-    return row[0], row[1]
+    action, facility = await _in_scope(
+        db, principal, DrillAction, action_id, perm, f"There is no corrective action {action_id}."
+    )
+    return action, facility
 
 
 async def move_action(
