@@ -124,6 +124,7 @@ class Runtime:
         self.registered: list[str] = []
         self.started = False
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.loops: dict[str, Any] = {}  # domains' background loops (see `spawn`)
         self._stopping = False
 
     # --- parts other domains use ---
@@ -199,6 +200,12 @@ class Runtime:
                 await result
             self.registered.append(name)
 
+    def spawn(self, name: str, part: Any) -> None:
+        """Run a domain's background loop — `part.run()`, asked to end with `part.stop()` — under
+        the runtime's guard (restarted if it crashes); it stops with the runtime."""
+        self.loops[name] = part
+        self._spawn(name, part.run)
+
     def _spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self._tasks[name] = asyncio.create_task(self._guard(name, loop), name=f"runtime:{name}")
 
@@ -224,6 +231,9 @@ class Runtime:
             self.relay.detach()
             return
         self._stopping = True
+        for name, part in list(self.loops.items()):
+            await self._stop_loop(name, part)
+        self.loops.clear()
         # the supervisor's and MQTT ingest's run() loops end only when cancelled
         await self._stop_loop("mqtt", self.mqtt, grace=0)
         await self._stop_loop("supervisor", self.supervisor, grace=0)

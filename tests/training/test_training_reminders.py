@@ -106,7 +106,7 @@ async def test_console_and_api_button_respect_once_a_day(
 
 async def test_the_runtime_starts_and_stops_the_daily_loop(running_app) -> None:  # type: ignore[no-untyped-def]
     runtime = running_app.state.runtime
-    loop = runtime.training_reminders
+    loop = runtime.loops["training-reminders"]
     assert isinstance(loop, ReminderLoop)
     assert loop.settings.training_reminder_hour == 7
     # leaving the lifespan (the fixture) stops it; nothing here waits for a real interval

@@ -74,19 +74,7 @@ async def register(runtime: Any) -> None:
     settings = runtime.settings
     if not settings.training_reminders:
         return
-    loop = ReminderLoop(runtime.sessionmaker, runtime.clock, settings, runtime.kick)
-    runtime.training_reminders = loop
-    task = asyncio.create_task(loop.run(), name="runtime:training-reminders")
-    original_stop = runtime.stop
-
-    async def stop(*args: Any, **kwargs: Any) -> None:
-        loop.stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 5.0)
-        except (TimeoutError, Exception):  # noqa: BLE001 - stopping must go on
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await original_stop(*args, **kwargs)
-
-    runtime.stop = stop
+    runtime.spawn(
+        "training-reminders",
+        ReminderLoop(runtime.sessionmaker, runtime.clock, settings, runtime.kick),
+    )
