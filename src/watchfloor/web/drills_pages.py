@@ -46,10 +46,10 @@ from watchfloor.web.perms import DRILLS_MANAGE, DRILLS_READ
 from watchfloor.web.routes import (
     SECURITY_HEADERS,
     PagePrincipal,
+    back_to,
     clean,
     error_page,
     form_str,
-    redirect,
     render,
     shell,
 )
@@ -90,6 +90,12 @@ def _why(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in e.get("loc", ()))
         parts.append(f"{where}: {e.get('msg', '')}")
     return "Check the form: " + "; ".join(parts)
+
+
+async def _refused(db: Any, page: str, why: str) -> Response:
+    """Undo the form's work and go back to the page saying why."""
+    await db.rollback()
+    return back_to(page, error=why)
 
 
 def _denied(request: Request, base: dict[str, Any]) -> Response:
@@ -221,10 +227,10 @@ async def action_move(
         await db.rollback()
         if exc.status == 404:
             return error_page(request, 404, "No such action", "There is no such action.", base)
-        return redirect(f"{back}?" + urlencode({"error": exc.detail}))
+        return back_to(back, error=exc.detail)
     await db.commit()
     label = service.ACTION_LABELS.get(to, to)
-    return redirect(f"{back}?" + urlencode({"notice": f"Action {action.id}: {label}."}))
+    return back_to(back, notice=f"Action {action.id}: {label}.")
 
 
 # ---------------------------------------------------------------------------- facility
@@ -324,13 +330,11 @@ async def facility_plan(
         )
         drill, _f = await service.plan_drill(db, clock, principal, body)
     except ValidationError as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": _why(exc)}))
+        return await _refused(db, page, _why(exc))
     except Problem as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": exc.detail}))
+        return await _refused(db, page, exc.detail)
     await db.commit()
-    return redirect(f"/drills/{drill.id}?" + urlencode({"notice": "Drill planned."}))
+    return back_to(f"/drills/{drill.id}", notice="Drill planned.")
 
 
 @router.post("/drills/facilities/{facility_code}/schedules")
@@ -356,13 +360,11 @@ async def facility_schedule(
         )
         await service.create_schedule(db, clock, principal, body)
     except ValidationError as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": _why(exc)}))
+        return await _refused(db, page, _why(exc))
     except Problem as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": exc.detail}))
+        return await _refused(db, page, exc.detail)
     await db.commit()
-    return redirect(f"{page}?" + urlencode({"notice": "Schedule added."}))
+    return back_to(page, notice="Schedule added.")
 
 
 @router.post("/drills/schedules/{schedule_id}")
@@ -383,11 +385,10 @@ async def schedule_pause(
     try:
         await service.set_paused(db, clock, principal, sid, paused)
     except Problem as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": exc.detail}))
+        return await _refused(db, page, exc.detail)
     await db.commit()
     notice = "Schedule paused." if paused else "Schedule resumed."
-    return redirect(f"{page}?" + urlencode({"notice": notice}))
+    return back_to(page, notice=notice)
 
 
 # ---------------------------------------------------------------------------- drill
@@ -525,19 +526,14 @@ async def drill_action(
         else:
             raise Problem("Choose an action.", status=422)
     except ValidationError as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": _why(exc)}))
+        return await _refused(db, page, _why(exc))
     except IntegrityError:
-        await db.rollback()
-        return redirect(
-            f"{page}?" + urlencode({"error": "The facility was locked down a moment ago."})
-        )
+        return await _refused(db, page, "The facility was locked down a moment ago.")
     except Problem as exc:
-        await db.rollback()
-        return redirect(f"{page}?" + urlencode({"error": exc.detail}))
+        return await _refused(db, page, exc.detail)
     await db.commit()
     if started:
         from watchfloor.drills.api import hand_to_engine
 
         await hand_to_engine(request, started)
-    return redirect(f"{page}?" + urlencode({"notice": notice}))
+    return back_to(page, notice=notice)

@@ -105,6 +105,13 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
+def back_to(page: str, *, error: str = "", notice: str = "") -> RedirectResponse:
+    """Back to a console page after a form, with the one line it shows: what went wrong, or
+    what was done."""
+    message = {"error": error} if error else {"notice": notice} if notice else {}
+    return redirect(f"{page}?{urlencode(message)}" if message else page)
+
+
 def render(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:

@@ -30,6 +30,7 @@ from watchfloor.web.perms import TRAINING_MANAGE, TRAINING_READ
 from watchfloor.web.routes import (
     SECURITY_HEADERS,
     PagePrincipal,
+    back_to,
     clean,
     error_page,
     form_str,
@@ -280,7 +281,7 @@ async def training_import(
         f"Imported {upload.filename or 'the file'}: {outcome.added} new records, "
         f"{outcome.skipped} already on record, {outcome.rows} rows."
     )
-    return redirect("/training?" + urlencode({"notice": notice}))
+    return back_to("/training", notice=notice)
 
 
 @router.post("/training/reminders")
@@ -291,9 +292,7 @@ async def training_remind(
     code = form_str(form, "facility_code", 40)
     manage = principal.scope(TRAINING_MANAGE)
     if manage.empty:
-        return redirect(
-            "/training?" + urlencode({"error": "Your roles do not allow sending reminders."})
-        )
+        return back_to("/training", error="Your roles do not allow sending reminders.")
     if code:
         facility = (
             await db.execute(select(Facility).where(Facility.code == code))
@@ -301,7 +300,7 @@ async def training_remind(
         if facility is None or not principal.allows(
             TRAINING_MANAGE, facility_id=facility.id, region_id=facility.region_id
         ):
-            return redirect("/training?" + urlencode({"error": f"No facility '{code}' here."}))
+            return back_to("/training", error=f"No facility '{code}' here.")
         facilities = [facility]
     else:
         facilities = await service.facilities_behind(
